@@ -118,6 +118,14 @@ def _range(value: Any, default: tuple[float, float] = (0.0, 0.0)) -> tuple[float
     return (float(value[0]), float(value[1]))
 
 
+def _no_px_shift(px: Any) -> bool:
+    if px is None:
+        return True
+    if isinstance(px, dict):
+        return all(_range(v) == (0.0, 0.0) for v in px.values())
+    return _range(px) == (0.0, 0.0)
+
+
 def _batchable(transform: Any) -> bool:
     name = type(transform).__name__
     if name not in BATCHED:
@@ -127,7 +135,7 @@ def _batchable(transform: Any) -> bool:
         return (
             transform.border_mode == 0
             and fill == 0
-            and transform.translate_px is None
+            and _no_px_shift(transform.translate_px)
             and not transform.fit_output
             and not transform.keep_ratio
             and not transform.balanced_scale
@@ -153,8 +161,9 @@ def _affine(x: torch.Tensor, t: Any, gen: torch.Generator) -> torch.Tensor:
     tx = _uniform(gen, n, _range(tp["x"]), dev) * w
     ty = _uniform(gen, n, _range(tp["y"]), dev) * h
     angle = _uniform(gen, n, _range(t.rotate), dev) * (math.pi / 180)
-    shx = torch.tan(_uniform(gen, n, _range(t.shear["x"]), dev) * (math.pi / 180))
-    shy = torch.tan(_uniform(gen, n, _range(t.shear["y"]), dev) * (math.pi / 180))
+    # albumentations' shear angles turn the other way round from this matrix's.
+    shx = torch.tan(-_uniform(gen, n, _range(t.shear["x"]), dev) * (math.pi / 180))
+    shy = torch.tan(-_uniform(gen, n, _range(t.shear["y"]), dev) * (math.pi / 180))
     one, zero = torch.ones_like(sx), torch.zeros_like(sx)
     # Forward map in pixel units about the centre: rotate . shear . scale, then translate.
     cos, sin = torch.cos(angle), torch.sin(angle)

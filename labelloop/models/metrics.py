@@ -10,8 +10,8 @@ on out-of-fold predictions, pool predictions or any other model's output.
 0.75
 >>> confusion_matrix(y, proba.argmax(1), 2).tolist()
 [[2, 0], [1, 1]]
->>> round(expected_calibration_error(proba, y, n_bins=2), 3)
-0.275
+>>> round(expected_calibration_error(proba, y, n_bins=4), 3)
+0.35
 """
 
 from __future__ import annotations
