@@ -75,6 +75,35 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, weight: np.ndarray 
     return float(np.exp(res.x))
 
 
+def _run_on_threads(jobs: list[Callable[[], Any]]) -> list[Any]:
+    """Run each job on its own thread with one torch intra-op thread; re-raise the first error."""
+    import threading
+
+    before = torch.get_num_threads()
+    results: list[Any] = [None] * len(jobs)
+    errors: list[BaseException | None] = [None] * len(jobs)
+
+    def work(i: int) -> None:
+        torch.set_num_threads(1)
+        try:
+            results[i] = jobs[i]()
+        except BaseException as exc:  # handed to the caller below
+            errors[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"labelloop-fold-{i}") for i in range(len(jobs))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        torch.set_num_threads(before)  # MKL's thread count is process-wide: put it back
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return results
+
+
 class KFoldEnsemble(ClassifierMixin, BaseEstimator):
     """Stratified k-fold committee of small networks (or logistic regressions).
 
@@ -104,7 +133,11 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
     n_classes : int, optional
         Number of classes when ``y`` is hard and some class may be absent.
     parallel_folds : int, optional
-        Folds trained together as one batched network; default all of them.
+        Folds trained together as one batched network. Default: all of them on
+        CUDA; on CPU the folds split evenly over ``n_jobs`` workers.
+    n_jobs : int, optional
+        CPU workers (threads, each with one torch intra-op thread); default
+        ``torch.get_num_threads()``.
     device : {"auto", "cpu", "cuda"}, default="auto"
     amp : bool, default=True
         Mixed precision on CUDA.
@@ -152,6 +185,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         calibrate: bool = True,
         n_classes: int | None = None,
         parallel_folds: int | None = None,
+        n_jobs: int | None = None,
         device: str = "auto",
         amp: bool = True,
         seed: int = 0,
@@ -175,6 +209,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         self.calibrate = calibrate
         self.n_classes = n_classes
         self.parallel_folds = parallel_folds
+        self.n_jobs = n_jobs
         self.device = device
         self.amp = amp
         self.seed = seed
@@ -328,22 +363,63 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         self.classes_ = np.arange(n_classes)
         self.n_classes_ = n_classes
         self.folds_ = self.fold_plan(Y)
-        per_group = self.parallel_folds or self.n_splits
-        groups = [list(range(s, min(s + per_group, self.n_splits))) for s in range(0, self.n_splits, per_group)]
+        groups, workers = self.fold_groups()
+        networks = [self.init_network(X, n_classes, g) for g in groups]  # main thread: seeded init
         t0 = time.perf_counter()
-        results = [self.fit_group(X, Y, w, g) for g in groups]
-        self._assemble(X, Y, w, results)
-        self.train_seconds_ = time.perf_counter() - t0
+        if workers > 1:
+            results = _run_on_threads(
+                [lambda g=g, net=net: self.fit_group(X, Y, w, g, net) for g, net in zip(groups, networks)]
+            )
+        else:
+            results = [self.fit_group(X, Y, w, g, net) for g, net in zip(groups, networks)]
+        self._assemble(X, Y, w, results, wall_seconds=time.perf_counter() - t0)
         return self
 
-    def fit_group(self, X: np.ndarray, Y: np.ndarray, w: np.ndarray, folds: Sequence[int]) -> dict[str, Any]:
+    def fold_groups(self) -> tuple[list[list[int]], int]:
+        """How the folds are grouped into batched networks, and how many groups run at once.
+
+        On CUDA every fold goes into one network (one big kernel per layer).
+        On CPU the thread budget ``torch.get_num_threads()`` (or ``n_jobs``) is
+        spent as that many single-threaded workers, one group of folds each:
+        small ops parallelise badly inside one op (thread fork/join per op, and
+        on a loaded machine a team of threads waits for its slowest member),
+        while independent folds need no synchronisation at all.
+        """
+        folds = list(range(self.n_splits))
+        on_cuda = resolve_device(self.device).type == "cuda"
+        if self.parallel_folds is not None:
+            size = self.parallel_folds
+            groups = [folds[s : s + size] for s in range(0, len(folds), size)]
+        elif on_cuda or self.model == "logreg":
+            groups = [folds]
+        else:
+            jobs = self.n_jobs or torch.get_num_threads()
+            groups = [list(map(int, g)) for g in np.array_split(folds, min(jobs, len(folds))) if len(g)]
+        workers = 1 if on_cuda else min(len(groups), self.n_jobs or torch.get_num_threads())
+        return groups, workers
+
+    def init_network(self, X: np.ndarray, n_classes: int, folds: Sequence[int]) -> torch.nn.Module | None:
+        """The untrained network for a group of folds, seeded by the group's first fold."""
+        if self.model == "logreg":
+            return None
+        torch.manual_seed(self.seed * 1000 + folds[0])
+        return self._network(X, n_classes, len(folds))
+
+    def fit_group(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        w: np.ndarray,
+        folds: Sequence[int],
+        network: torch.nn.Module | None = None,
+    ) -> dict[str, Any]:
         """Train the models of ``folds`` (indices into ``folds_``) together; used by ``fit`` and the flow."""
         tr = [self.folds_[f][0] for f in folds]
         va = [self.folds_[f][1] for f in folds]
         if self.model == "logreg":
             return self._fit_logreg_group(X, Y, w, folds, tr, va)
-        torch.manual_seed(self.seed * 1000 + folds[0])
-        network = self._network(X, Y.shape[1], len(folds))
+        if network is None:
+            network = self.init_network(X, Y.shape[1], folds)
         cb = None
         if self.callback is not None:
             cb = lambda epoch, info: self.callback(folds[0], epoch, info)  # noqa: E731
@@ -416,8 +492,18 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         out[:, est.classes_] = np.log(np.clip(est.predict_proba(X), 1e-12, None))
         return out
 
-    def _assemble(self, X: np.ndarray, Y: np.ndarray, w: np.ndarray, results: list[dict[str, Any]]) -> None:
-        """Collect fold results into the fitted attributes (also used by the training flow)."""
+    def _assemble(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        w: np.ndarray,
+        results: list[dict[str, Any]],
+        wall_seconds: float | None = None,
+    ) -> None:
+        """Collect fold results into the fitted attributes (also used by the training flow).
+
+        ``wall_seconds``: the training wall time; default the sum of the groups' times.
+        """
         n, C = Y.shape
         oof = np.zeros((n, C), dtype=np.float64)
         states: dict[int, Any] = {}
@@ -459,8 +545,8 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
                     **self.fold_info_[f],
                 }
             )
-        self.train_seconds_ = seconds
-        self.train_samples_per_s_ = samples / seconds if seconds else float("nan")
+        self.train_seconds_ = seconds if wall_seconds is None else wall_seconds
+        self.train_samples_per_s_ = samples / self.train_seconds_ if self.train_seconds_ else float("nan")
         self.checkpoints_ = self._save_checkpoints() if self.checkpoint_dir is not None else []
 
     def _save_checkpoints(self) -> list[dict[str, Any]]:

@@ -67,6 +67,25 @@ class MemberLinear(nn.Module):
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
 
 
+class Dropout(nn.Module):
+    """Dropout that draws from ``self.generator`` when the trainer sets one.
+
+    ``nn.Dropout`` draws from torch's global generator, which two folds trained
+    on two threads would share, so runs would stop being reproducible.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
 def _member_batch(x: torch.Tensor, n_members: int, item_ndim: int) -> tuple[torch.Tensor, bool]:
     """Return ``(x, shared)``: ``shared`` when one batch feeds every member."""
     if x.dim() == item_ndim + 1:
@@ -153,7 +172,7 @@ class ConvNet(nn.Module):
             head += [MemberLinear(k, flat, hidden), nn.ReLU(inplace=True)]
             flat = hidden
         if dropout:
-            head.append(nn.Dropout(dropout))
+            head.append(Dropout(dropout))
         head.append(MemberLinear(k, flat, n_classes))
         self.head = nn.Sequential(*head)
         # Channels-last: oneDNN's grouped convolutions and pooling are much faster
@@ -225,7 +244,7 @@ class MLPNet(nn.Module):
         for h in hidden:
             layers += [MemberLinear(k, width, h), nn.ReLU(inplace=True)]
             if dropout:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             width = h
         layers.append(MemberLinear(k, width, n_classes))
         self.layers = nn.Sequential(*layers)

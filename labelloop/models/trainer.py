@@ -275,6 +275,9 @@ class Trainer:
                     network.std[m, 0] = rows.std(0).clamp_min(1e-6)
 
         gen = torch.Generator(device=dev).manual_seed(self.seed)
+        for module in network.modules():
+            if hasattr(module, "generator"):
+                module.generator = gen  # dropout draws from this run's own stream
         tr = [torch.as_tensor(np.asarray(i), dtype=torch.long, device=dev) for i in train_idx]
         length = max(len(t) for t in tr)
         bs = self.batch_size
