@@ -96,8 +96,16 @@ def build_transform(index: int, entry: Any) -> Any:
         try:
             transform = cls(**kwargs)
         except Exception as exc:  # albumentations raises pydantic/Value/TypeErrors
-            first = str(exc).strip().splitlines()
-            detail = "; ".join(line.strip() for line in first[:3])
+            # albumentations re-raises pydantic's ValidationError as a ValueError; find the original.
+            src = next((e for e in (exc, exc.__cause__, exc.__context__) if hasattr(e, "errors")), None)
+            errors = src.errors() if src is not None else []
+            if errors:
+                param = str(errors[0]["loc"][0]) if errors[0].get("loc") else "?"
+                got = errors[0].get("input")
+                raise ValueError(
+                    f"{where}: {name}: bad parameter {param!r}: {errors[0]['msg']} (got {got!r})"
+                ) from None
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(f"{where}: {name}: bad parameter ({detail})") from None
     invalid = list(getattr(transform, "invalid_args", []) or [])
     if invalid:
