@@ -25,7 +25,6 @@ def write_results(name: str, rows: Sequence[dict]) -> Path:
 
 def print_table(rows: Sequence[dict], baseline: str, higher_is_better: Sequence[str] = ()) -> None:
     """One line per (task, metric): every system's value and its ratio to ``baseline``."""
-    keys = sorted({(r["task"], r["metric"]) for r in rows}, key=lambda k: [r for r in rows if (r["task"], r["metric"]) == k][0] and 0)
     seen = []
     for r in rows:
         key = (r["task"], r["metric"])
