@@ -13,7 +13,7 @@ from prefect import flow
 from labelloop.config import load_config
 from labelloop.flows.context import open_stage
 from labelloop.flows.importing import import_flow
-from labelloop.flows.model import model_flow
+from labelloop.flows.training import training_flow
 from labelloop.flows.report import report_flow
 
 __all__ = ["pipeline", "STAGE_LISTENERS"]
@@ -37,7 +37,7 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
     try:
         stages: list[tuple[str, Callable[..., dict]]] = [
             ("import", import_flow),
-            ("model", model_flow),
+            ("model", training_flow),  # k-fold committee; `training.model: logreg` = the baseline
         ]
         for name, stage in stages:
             _notify(name, "start")

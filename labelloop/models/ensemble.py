@@ -353,16 +353,8 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         item_ids : sequence, optional
             Store ids of the items, used in error messages.
         """
-        self._check_params()
-        X = self._prepare_X(X, item_ids)
-        Y = self._prepare_y(y, len(X), item_ids)
-        w = np.ones(len(X), np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
-        if w.shape != (len(X),) or (w < 0).any() or not np.isfinite(w).all():
-            raise TrainingError(f"sample_weight must be {len(X)} finite values >= 0")
+        X, Y, w = self.prepare(X, y, sample_weight, item_ids)
         n_classes = Y.shape[1]
-        self.classes_ = np.arange(n_classes)
-        self.n_classes_ = n_classes
-        self.folds_ = self.fold_plan(Y)
         groups, workers = self.fold_groups()
         networks = [self.init_network(X, n_classes, g) for g in groups]  # main thread: seeded init
         t0 = time.perf_counter()
@@ -373,6 +365,34 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         else:
             results = [self.fit_group(X, Y, w, g, net) for g, net in zip(groups, networks)]
         self._assemble(X, Y, w, results, wall_seconds=time.perf_counter() - t0)
+        return self
+
+    def prepare(
+        self, X: Any, y: Any, sample_weight: Any = None, item_ids: Sequence[Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validate the inputs and plan the folds: the first half of ``fit``.
+
+        Returns ``(X, Y, w)``: float32 inputs, probability targets and weights,
+        ready for :meth:`fit_group`; sets ``classes_``, ``n_classes_`` and ``folds_``.
+        A distributed caller runs :meth:`fit_group` per group of
+        :meth:`fold_groups` wherever it likes, then :meth:`finish`.
+        """
+        self._check_params()
+        X = self._prepare_X(X, item_ids)
+        Y = self._prepare_y(y, len(X), item_ids)
+        w = np.ones(len(X), np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
+        if w.shape != (len(X),) or (w < 0).any() or not np.isfinite(w).all():
+            raise TrainingError(f"sample_weight must be {len(X)} finite values >= 0")
+        self.classes_ = np.arange(Y.shape[1])
+        self.n_classes_ = Y.shape[1]
+        self.folds_ = self.fold_plan(Y)
+        return X, Y, w
+
+    def finish(
+        self, X: np.ndarray, Y: np.ndarray, w: np.ndarray, results: list[dict[str, Any]], wall_seconds: float | None = None
+    ) -> "KFoldEnsemble":
+        """Combine :meth:`fit_group` results: OOF predictions, temperature, scores, checkpoints."""
+        self._assemble(X, Y, w, results, wall_seconds)
         return self
 
     def fold_groups(self) -> tuple[list[list[int]], int]:
