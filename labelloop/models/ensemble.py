@@ -30,6 +30,7 @@ True
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -316,20 +317,15 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
             raise TrainingError(f"model_params for {self.model!r}: {exc}") from None
 
     # ------------------------------------------------------------------ fit
-    def fold_plan(self, y: Any, n_classes: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def fold_plan(self, y: Any) -> list[tuple[np.ndarray, np.ndarray]]:
         """The stratified folds ``fit`` will use (stratified on the label's argmax)."""
         y = np.asarray(y)
         strata = y.argmax(1) if y.ndim == 2 else y
-        counts = np.bincount(strata)
         if len(strata) < self.n_splits:
             raise TrainingError(f"{len(strata)} labeled items cannot make {self.n_splits} folds")
-        if counts[counts > 0].min() < self.n_splits:
-            # StratifiedKFold only warns; a fold without a class is still valid, so go on quietly.
-            pass
         skf = StratifiedKFold(n_splits=self.n_splits, shuffle=True, random_state=self.seed)
-        import warnings
-
         with warnings.catch_warnings():
+            # A class rarer than n_splits only makes StratifiedKFold warn; folds without it are still valid.
             warnings.simplefilter("ignore", UserWarning)
             return [(tr, va) for tr, va in skf.split(np.zeros(len(strata)), strata)]
 
