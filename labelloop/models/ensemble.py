@@ -577,10 +577,57 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
                 "n_classes": self.n_classes_,
                 "model": member,
                 "val_index": self.folds_[f][1],
+                "val_logits": self.oof_logits_[self.folds_[f][1]],
+                "score": self.fold_scores_[f],
+                "params": {k: v for k, v in self.get_params().items() if k not in ("callback", "augment")},
+                "augment": self.augment if isinstance(self.augment, (list, dict, type(None))) else None,
             }
             path = Path(self.checkpoint_dir) / f"fold{f}.pt"
             out.append({"fold": f, "path": str(path), "sha256": save_checkpoint(path, payload)})
         return out
+
+    @classmethod
+    def load(cls, checkpoints: Sequence[dict[str, Any]]) -> "KFoldEnsemble":
+        """Rebuild a fitted committee from its checkpoints (``checkpoints_`` of an earlier fit).
+
+        Every file's sha256 is checked; the out-of-fold logits, temperature and
+        fold scores come back with the weights, so the committee is exactly the
+        one that was saved.
+        """
+        from labelloop.models.trainer import load_checkpoint
+
+        entries = sorted(checkpoints, key=lambda c: c["fold"])
+        payloads = [load_checkpoint(c["path"], c.get("sha256")) for c in entries]
+        if [p["fold"] for p in payloads] != list(range(payloads[0]["n_splits"])):
+            raise TrainingError(
+                f"checkpoints cover folds {[p['fold'] for p in payloads]} of {payloads[0]['n_splits']}"
+            )
+        first = payloads[0]
+        ens = cls(**{**first["params"], "augment": first.get("augment")})
+        n = sum(len(p["val_index"]) for p in payloads)
+        ens.n_classes_ = int(first["n_classes"])
+        ens.classes_ = np.arange(ens.n_classes_)
+        ens.spec_ = first["spec"]
+        ens.members_ = [p["model"] for p in payloads]
+        ens.temperature_ = float(first["temperature"])
+        ens.oof_logits_ = np.zeros((n, ens.n_classes_))
+        everything = np.arange(n)
+        ens.folds_ = []
+        for p in payloads:
+            ens.oof_logits_[p["val_index"]] = p["val_logits"]
+            ens.folds_.append((np.setdiff1d(everything, p["val_index"]), np.asarray(p["val_index"])))
+        ens.oof_proba_ = softmax(ens.oof_logits_, ens.temperature_)
+        ens.fold_scores_ = [p["score"] for p in payloads]
+        ens.fold_info_ = {f: {k: s[k] for k in ("best_epoch", "epochs_run")} for f, s in enumerate(ens.fold_scores_)}
+        if ens.spec_.get("kind") != "logreg":
+            ens.network_ = build_network(ens.spec_, n_members=len(payloads))
+            ens.network_.load_state_dict(stack_state_dicts(ens.members_))
+            ens.network_.eval()
+        ens.device_, ens.amp_dtype_ = "checkpoint", None
+        ens.train_seconds_, ens.train_samples_per_s_ = 0.0, float("nan")
+        ens.history_ = []
+        ens.checkpoints_ = list(entries)
+        return ens
 
     # ------------------------------------------------------------------ predict
     def _member_logits(self, X: np.ndarray, augment_seed: int | None = None, chunk: int = 4096) -> np.ndarray:
