@@ -16,9 +16,9 @@ only counts its own work, so load hits both alike; the ratio is the figure to re
 system, the same DataLoader loop on one thread, is printed for reference: on a loaded machine a
 two-thread team stalls at every op, and that row shows how much of the gap is that.
 
-Threads: the process runs with ``torch.set_num_threads(2)``. The anchor uses them as one two-thread
-team per op. labelloop spends the same budget as two single-threaded workers, each training a
-group of folds as one batched network (see ``KFoldEnsemble.fold_groups``).
+Threads: the process runs with ``torch.set_num_threads(2)`` (the protocol). The anchor uses them as
+one two-thread team per op. labelloop's CPU trainer trains all five folds as one batched network on
+one torch thread (see ``KFoldEnsemble.fold_groups`` for why), so it uses at most the same budget.
 
 Run: ``python bench/train.py [--seeds 0 1] [--epochs 20]`` from the repository root.
 Writes bench/results/train.json.

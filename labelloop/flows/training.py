@@ -75,11 +75,12 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         if ensemble is None:
             ensemble = build_ensemble(config, checkpoint_dir=ckpt_dir)
             X, Y, w = ensemble.prepare(data["X_train"], data["Y"], data["weight"], data["train_ids"])
-            groups, workers = ensemble.fold_groups()
+            groups, _ = ensemble.fold_groups()
             threads_before = torch.get_num_threads()
             t0 = time.perf_counter()
             try:
-                futures = [fit_fold_group_task.submit(ensemble, X, Y, w, g, workers > 1) for g in groups]
+                on_cpu = ensemble.device_type() == "cpu"
+                futures = [fit_fold_group_task.submit(ensemble, X, Y, w, g, on_cpu) for g in groups]
                 results = [f.result() for f in futures]
             finally:
                 torch.set_num_threads(threads_before)
