@@ -97,3 +97,18 @@ class ListSink:
                 self.items[item.content_hash] = item
                 added += 1
         return added, existing
+
+
+def assert_spaced(times: list[float], interval: float, slack: float = 0.1) -> None:
+    """Requests (server arrival times) were spaced by at least ``interval`` on average over every window.
+
+    For every pair i < j: ``t[j] - t[i] >= (j - i) * interval - slack``. The slack absorbs arrival jitter
+    of one request at a busy server (a late accept compresses one gap and stretches the one before);
+    over a window of k requests the bound still grows with k, so a crawler that ignored the delay fails.
+    """
+    times = sorted(times)
+    assert len(times) >= 3, f"too few requests to measure spacing: {times}"
+    worst = min(
+        (times[j] - times[i]) - (j - i) * interval for i in range(len(times)) for j in range(i + 1, len(times))
+    )
+    assert worst >= -slack, f"requests closer than {interval} s apart (worst window short by {-worst:.3f} s): {times}"
