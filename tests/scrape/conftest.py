@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -14,6 +15,12 @@ import pytest
 from scrape_helpers import LocalSite
 
 os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try to download a driver
+# Prefect (flow tests): a private home, no telemetry; set before Prefect is first imported.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="labelloop-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @pytest.fixture
