@@ -66,7 +66,7 @@ def verify_image(data: bytes, url: str) -> VerifiedImage:
             fmt = image.format or "unknown"
             width, height = image.size
             phash = int(str(imagehash.phash(image.convert("RGB"))), 16)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise CrawlError(f"{url}: not a valid image ({type(exc).__name__}: {exc})") from None
     return VerifiedImage(hashlib.sha256(data).hexdigest(), fmt, width, height, phash)
 
