@@ -297,6 +297,21 @@ class FollowConfig(Section):
         return value
 
 
+def _check_http_url(url: str, wrong_scheme: str) -> None:
+    """An absolute http(s) URL with a host and, if any, a valid port."""
+    from urllib.parse import urlsplit
+
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError(f"{wrong_scheme} (got {url!r})")
+    parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError(f"has an invalid port (got {url!r})") from None
+    if not parts.hostname or parts.netloc.endswith(":"):
+        raise ValueError(f"needs a host and, after ':', a port number (got {url!r})")
+
+
 class SiteConfig(Section):
     """One site to crawl."""
 
@@ -328,16 +343,14 @@ class SiteConfig(Section):
         if not value:
             raise ValueError("needs at least one start URL")
         for url in value:
-            if not re.match(r"^https?://[^/\s]+", url):
-                raise ValueError(f"only http:// and https:// URLs are crawled (got {url!r})")
+            _check_http_url(url, "only http:// and https:// URLs are crawled")
         return value
 
     @field_validator("scope")
     @classmethod
     def _scope_http(cls, value: list[str]) -> list[str]:
         for url in value:
-            if not re.match(r"^https?://[^/\s]+", url):
-                raise ValueError(f"scope entries must be http:// or https:// URL prefixes (got {url!r})")
+            _check_http_url(url, "scope entries must be http:// or https:// URL prefixes")
         return value
 
     @field_validator("terms")

@@ -166,11 +166,11 @@ class Crawler:
         report = CrawlReport(self.site.name, self.run_id, started_at=time.time())
         Frontier.create_tables(self.engine)
         frontier = Frontier(self.engine, self.site.name)
+        # Start URLs are offered every run (known ones are ignored): a start URL added to the config
+        # later is crawled, and a finished crawl does not hide it.
+        starts = [normalize_url(u) for u in self.site.start_urls]
+        frontier.add(FrontierEntry(u, "page", 0) for u in dict.fromkeys(starts))
         known = frontier.known_urls()
-        if not known:
-            starts = [normalize_url(u) for u in self.site.start_urls]
-            frontier.add(FrontierEntry(u, "page", 0) for u in dict.fromkeys(starts))
-            known = set(starts)
         pending = frontier.pending()
         if pending and len(known) > len(pending):
             report.resumed = True
@@ -367,6 +367,10 @@ class _CrawlState:
         url = entry.url
         if scheme_of(url) not in ALLOWED_SCHEMES:
             self.skip(entry, "bad_scheme", f"{url}: only http and https are fetched")
+            return
+        if not in_scope(url, self.crawler.scope):
+            # Queued under an earlier config whose scope or start URLs were wider.
+            self.skip(entry, "out_of_scope", f"{url}: outside the crawl's scope {self.crawler.scope}")
             return
         ok, why = await self.allowed(url)
         if not ok:

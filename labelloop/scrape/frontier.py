@@ -237,11 +237,19 @@ class Frontier:
             return set(conn.execute(select(frontier_table.c.url).where(frontier_table.c.crawl == self.crawl)).scalars())
 
     def requeue_finished(self) -> int:
-        """Put every done page back to pending (validators kept) for a conditional re-crawl."""
+        """Queue a finished crawl again: every page (validators kept, for conditional requests), and the
+        images that failed or were skipped (a server may have recovered, robots.txt may have changed).
+        Stored images are not fetched again: their bytes are identified by content."""
         t = frontier_table
         with self.engine.begin() as conn:
             result = conn.execute(
-                update(t).where(t.c.crawl == self.crawl, t.c.state == "done", t.c.kind == "page").values(state="pending")
+                update(t)
+                .where(
+                    t.c.crawl == self.crawl,
+                    t.c.state != "pending",
+                    (t.c.kind == "page") | (t.c.state != "done"),
+                )
+                .values(state="pending")
             )
             return int(result.rowcount or 0)
 

@@ -125,6 +125,8 @@ def test_images_are_verified_stored_once_and_near_duplicates_flagged(tmp_path: P
     ("site", "message"),
     [
         ({"start_urls": ["file:///etc"]}, r"collect\.sites\[0\]\.start_urls: only http:// and https:// URLs are crawled \(got 'file:///etc'\)"),
+        ({"start_urls": ["http://127.0.0.1:/"]}, r"start_urls: needs a host and, after ':', a port number \(got 'http://127.0.0.1:/'\)"),
+        ({"start_urls": ["http://h.test:99999/"]}, r"start_urls: has an invalid port"),
         ({"terms": " "}, r"collect\.sites\[0\]\.terms: must say what the source's terms allow"),
         ({"scope": ["ftp://h.test/"]}, r"collect\.sites\[0\]\.scope: scope entries must be http:// or https://"),
         ({"javascript": ["("]}, r"collect\.sites\[0\]\.javascript: not a valid regex"),
