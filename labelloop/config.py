@@ -230,7 +230,7 @@ class FetchConfig(Section):
     backoff_base: float = Field(default=0.5, ge=0.0, description="First retry waits about this many seconds; doubles per retry.")
     backoff_max: float = Field(default=30.0, ge=0.0, description="Cap of the wait between retries.")
     max_bytes: int = Field(default=10_000_000, ge=1024, description="Responses larger than this are abandoned.")
-    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_redirects: int = Field(default=5, ge=0, le=20, description="Redirects followed per URL (each checked against scope and robots.txt).")
     http2: bool = Field(default=True, description="Offer HTTP/2 (negotiated over TLS; plain http stays HTTP/1.1).")
 
 
@@ -238,11 +238,11 @@ class RenderConfig(Section):
     """Headless Chromium for pages that need JavaScript."""
 
     pool_size: int = Field(default=2, ge=1, le=16, description="Browsers kept open and reused across pages.")
-    page_load_timeout: float = Field(default=30.0, gt=0.0)
+    page_load_timeout: float = Field(default=30.0, gt=0.0, description="Seconds a page may take to load in the browser.")
     wait_timeout: float = Field(default=10.0, gt=0.0, description="Seconds to wait for the page's wait_selector.")
     poll_frequency: float = Field(default=0.02, gt=0.0, le=1.0, description="How often the wait checks the selector.")
-    chromium: Path = Field(default=Path("/usr/bin/chromium"))
-    chromedriver: Path = Field(default=Path("/usr/bin/chromedriver"))
+    chromium: Path = Field(default=Path("/usr/bin/chromium"), description="Debian's Chromium (never downloaded).")
+    chromedriver: Path = Field(default=Path("/usr/bin/chromedriver"), description="Debian's chromedriver (never downloaded).")
     extra_args: list[str] = Field(default_factory=list, description="More Chromium flags (e.g. host resolver rules).")
 
 
@@ -250,7 +250,7 @@ class ItemRule(Section):
     """Items found on a page by CSS selectors: one text item per container, or one image item per image."""
 
     name: str = Field(description="Rule name, reported when its selectors match nothing.")
-    kind: Literal["text", "image"] = "text"
+    kind: Literal["text", "image"] = Field(default="text", description="One text item per container, or one image item per image.")
     pages: str | None = Field(default=None, description="Regex; the rule applies only to page URLs that match it.")
     container: str = Field(default="body", description="CSS selector of one item's element.")
     text: str | None = Field(default=None, description="CSS selector (inside the container) of a text item's text.")
@@ -326,7 +326,7 @@ class SiteConfig(Section):
         default_factory=list, description="Regexes of page URLs that need JavaScript (rendered by Chromium)."
     )
     wait_selector: str | None = Field(default=None, description="CSS selector a rendered page must show before it is read.")
-    items: list[ItemRule] = Field(default_factory=list)
+    items: list[ItemRule] = Field(default_factory=list, description="Item rules (CSS selectors); their kind must match dataset.modality.")
     follow: FollowConfig = Field(default_factory=FollowConfig)
     max_pages: int | None = Field(default=None, ge=1, description="Stop after this many pages in one run.")
 

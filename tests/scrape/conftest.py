@@ -7,20 +7,17 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from scrape_helpers import LocalSite
+
+# pytest runs with --import-mode=importlib (test folders are not on sys.path): make this folder's
+# helper module importable by the test modules beside it.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scrape_helpers import LocalSite  # noqa: E402
 
 os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try to download a driver
-# Prefect (flow tests): a private home, no telemetry; set before Prefect is first imported.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="labelloop-prefect-"))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def write_config(tmp_path: Path, url: str, kind: str = "text") -> Path:
     return path
 
 
-def test_collect_flow_is_idempotent_and_conditional(local_site, tmp_path: Path) -> None:
+def test_collect_flow_is_idempotent_and_conditional(prefect_harness, local_site, tmp_path: Path) -> None:
     root = tmp_path / "www"
     write_site(root, 5)
     site = local_site({}, root=root)

@@ -152,3 +152,30 @@ def test_collect_config_rejects_browser_user_agents_and_repeated_sites() -> None
     with pytest.raises(ConfigError, match=r"each site needs a distinct name \(repeated: s\)"):
         parse_config({**base, "collect": {"sites": [site, site]}})
     assert SiteConfig(**site).follow.max_depth == 3
+
+
+def test_frontier_on_sqlite_and_postgresql(store_url: str) -> None:
+    from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate
+    from labelloop.store import Store
+
+    store = Store(store_url).create()  # the Alembic revision of the 'collect' branch creates the tables
+    try:
+        frontier = Frontier(store.engine, "site")
+        frontier.add([FrontierEntry("http://h.test/", "page", 0)])
+        frontier.record(
+            [FrontierUpdate("http://h.test/", "done", 200, etag='"v1"', attempts=1)],
+            [FrontierEntry("http://h.test/a", "page", 1), FrontierEntry("http://h.test/", "page", 1)],
+            run_id="r1",
+            image_hashes=[("ab" * 32, 2**63 + 5)],
+        )
+        # A URL is queued once, whoever links to it.
+        assert [e.url for e in frontier.pending()] == ["http://h.test/a"]
+        assert frontier.counts() == {"done": 1, "pending": 1}
+        assert frontier.image_hashes() == [("ab" * 32, 2**63 + 5)]
+        assert Frontier(store.engine, "other").pending() == []
+        frontier.record([FrontierUpdate("http://h.test/a", "failed", 500, "http_500", "http://h.test/a: HTTP 500")], [])
+        assert frontier.requeue_finished() == 2
+        again = {e.url: e for e in frontier.pending()}
+        assert again["http://h.test/"].etag == '"v1"'  # kept for the conditional request
+    finally:
+        store.close()
