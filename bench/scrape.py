@@ -24,7 +24,6 @@ Run: ``.venv/bin/python bench/scrape.py`` (about 2 minutes). Results: bench/resu
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -35,18 +34,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import print_table, row, write_results  # noqa: E402
+
 UA = "labelloop-bench/0.1 (+https://github.com/labelloop/labelloop)"
 WORDS = (
     "data label model crowd expert weak pseudo train fold score image text page link site robot polite "
     "queue store frontier render browser driver pool delay host rate retry backoff status header item"
 ).split()
-
-
-def write_results(name: str, rows: list[dict]) -> Path:
-    out = ROOT / "bench" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2) + "\n")
-    return out
 
 
 # -- the site ---------------------------------------------------------------------------------------
@@ -257,15 +252,15 @@ def main() -> None:
                         stats = log_stats(entries, delay)
                         pps = stats["public_pages"] / run["elapsed"]
                         results[system] = (pps, stats, run)
-                        rows.append({"task": task, "system": system, "metric": "pages_per_s", "value": round(pps, 1)})
-                        rows.append({"task": task, "system": system, "metric": "private_requests", "value": stats["private_requests"]})
+                        rows.append(row(task, system, "pages_per_s", round(pps, 1)))
+                        rows.append(row(task, system, "private_requests", stats["private_requests"]))
                         if delay:
-                            rows.append({"task": task, "system": system, "metric": "gaps_under_delay_pct", "value": round(stats["gaps_under_delay_pct"], 2)})
-                            rows.append({"task": task, "system": system, "metric": "max_requests_in_1s", "value": stats["max_requests_in_1s"]})
+                            rows.append(row(task, system, "gaps_under_delay_pct", round(stats["gaps_under_delay_pct"], 2)))
+                            rows.append(row(task, system, "max_requests_in_1s", stats["max_requests_in_1s"]))
                         print(f"  {task} [{rep}] {system}: {stats['public_pages']} pages in {run['elapsed']:.2f} s = {pps:.1f} pages/s; "
                               f"{stats['requests']} requests, /private/: {stats['private_requests']}; run: {run}", flush=True)
                     ratio = results["labelloop"][0] / results["scrapy"][0]
-                    rows.append({"task": task, "system": "labelloop", "metric": "ratio_vs_scrapy", "value": round(ratio, 3)})
+                    
                     table.append((task, rep, results["labelloop"][0], results["scrapy"][0], ratio,
                                   results["labelloop"][1]["gaps_under_delay_pct"], results["scrapy"][1]["gaps_under_delay_pct"],
                                   results["labelloop"][1]["max_requests_in_1s"], results["scrapy"][1]["max_requests_in_1s"]))
@@ -276,9 +271,8 @@ def main() -> None:
                 js = in_subprocess("labelloop-js", url, "50", str(work))
                 pooled = js["pooled"]["pages"] / js["pooled"]["elapsed"]
                 fresh = js["fresh"]["pages"] / js["fresh"]["elapsed"]
-                rows.append({"task": "js-render-50", "system": "labelloop", "metric": "pages_per_s", "value": round(pooled, 2)})
-                rows.append({"task": "js-render-50", "system": "fresh-browser-per-page", "metric": "pages_per_s", "value": round(fresh, 2)})
-                rows.append({"task": "js-render-50", "system": "labelloop", "metric": "ratio_vs_fresh_browser", "value": round(pooled / fresh, 2)})
+                rows.append(row("js-render-50", "labelloop", "pages_per_s", round(pooled, 2)))
+                rows.append(row("js-render-50", "fresh-browser-per-page", "pages_per_s", round(fresh, 2)))
         finally:
             server.kill()
             server.wait()
@@ -290,6 +284,8 @@ def main() -> None:
         print(f"| {task} | {rep} | {lp:.1f} | {sp:.1f} | {ratio:.2f}x | {fmt(lg)} / {fmt(sg)} | {lb} / {sb} |")
     if js:
         print(f"\n| js-render-50 | pool of 2: {pooled:.2f} pages/s | fresh browser per page: {fresh:.2f} pages/s | {pooled / fresh:.1f}x |")
+    print()
+    print_table([r for r in rows if r["system"] in ("labelloop", "scrapy")], baseline="scrapy")
     print(f"\nresults: {write_results('scrape', rows)}")
 
 

@@ -242,6 +242,7 @@ class _CrawlState:
         self.flush_lock = asyncio.Lock()
         self.pages_started = 0
         self.renderer: Any = None
+        self.render_slots: asyncio.Semaphore | None = None
         self._robots_applied: set[str] = set()
 
     # -- robots -----------------------------------------------------------------------------------
@@ -443,9 +444,11 @@ class _CrawlState:
                 r.pool_size, r.chromium, r.chromedriver, self.collect.user_agent,
                 r.page_load_timeout, r.wait_timeout, r.poll_frequency, r.extra_args,
             )
+            # No more renders in flight than browsers: a waiting render would hold an executor thread.
+            self.render_slots = asyncio.Semaphore(r.pool_size)
         fetched_at = time.time()
         try:
-            async with self.politeness.request(origin(entry.url)) as gate:
+            async with self.render_slots, self.politeness.request(origin(entry.url)) as gate:
                 result = await asyncio.to_thread(self.renderer.render, entry.url, self.site.wait_selector)
                 gate.succeeded()
         except CrawlError as exc:

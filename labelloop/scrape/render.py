@@ -135,24 +135,29 @@ class DriverPool:
         return driver
 
     def _acquire(self) -> Any:
-        if self._closed:
-            raise CrawlError("driver pool is closed")
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            may_start = self._created < self.size
-            if may_start:
-                self._created += 1
-        if may_start:
+        while True:
+            if self._closed:
+                raise CrawlError("driver pool is closed")
             try:
-                return self._start()
-            except BaseException:
-                with self._lock:
-                    self._created -= 1
-                raise
-        return self._idle.get()
+                return self._idle.get_nowait()
+            except queue.Empty:
+                pass
+            with self._lock:
+                may_start = self._created < self.size
+                if may_start:
+                    self._created += 1
+            if may_start:
+                try:
+                    return self._start()
+                except BaseException:
+                    with self._lock:
+                        self._created -= 1
+                    raise
+            # Wait briefly, then look again: a failed browser frees its place without filling the queue.
+            try:
+                return self._idle.get(timeout=0.05)
+            except queue.Empty:
+                continue
 
     def _release(self, driver: Any, healthy: bool) -> None:
         if healthy and not self._closed:

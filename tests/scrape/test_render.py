@@ -107,3 +107,17 @@ def test_missing_browser_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CrawlError, match=r"no-chromium: Chromium not found; install Debian's chromium"):
         pool.render("http://127.0.0.1:9/")
     pool.close()
+
+
+def test_a_browser_whose_page_timed_out_is_replaced(local_site) -> None:
+    site = local_site({"/slow": {**route("<p id='x'>late</p>"), "delay": 3}, "/ok": route("<p id='x'>ok</p>")})
+    pool = DriverPool(size=1, extra_args=[RESOLVER], page_load_timeout=1, wait_timeout=5)
+    try:
+        with pytest.raises(CrawlError, match=rf"{site.url}/slow: page did not load within 1 s"):
+            pool.render(site.url + "/slow", "#x")
+        assert children_named("chromedriver") == []  # the failed browser was quit, not returned to the pool
+        assert "ok" in pool.render(site.url + "/ok", "#x").html
+        assert pool.started == 2
+    finally:
+        pool.close()
+    assert children_named("chromedriver") == []
