@@ -166,17 +166,17 @@ class Crawler:
         report = CrawlReport(self.site.name, self.run_id, started_at=time.time())
         Frontier.create_tables(self.engine)
         frontier = Frontier(self.engine, self.site.name)
+        # A crawl killed (or stopped by max_pages) midway left pending URLs: this run resumes it.
+        report.resumed = bool(frontier.pending())
         # Start URLs are offered every run (known ones are ignored): a start URL added to the config
         # later is crawled, and a finished crawl does not hide it.
         starts = [normalize_url(u) for u in self.site.start_urls]
         frontier.add(FrontierEntry(u, "page", 0) for u in dict.fromkeys(starts))
+        frontier.requeue_failed()
+        if not report.resumed and self.collect.recrawl:
+            frontier.requeue_finished()
         known = frontier.known_urls()
         pending = frontier.pending()
-        if pending and len(known) > len(pending):
-            report.resumed = True
-        if not pending and self.collect.recrawl:
-            frontier.requeue_finished()
-            pending = frontier.pending()
         images = ImageStore(self.data_dir / "images", self.collect.near_duplicate_distance)
         for sha, phash in frontier.image_hashes():
             images.known(sha, phash)

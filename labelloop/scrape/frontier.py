@@ -236,20 +236,22 @@ class Frontier:
         with self.engine.connect() as conn:
             return set(conn.execute(select(frontier_table.c.url).where(frontier_table.c.crawl == self.crawl)).scalars())
 
-    def requeue_finished(self) -> int:
-        """Queue a finished crawl again: every page (validators kept, for conditional requests), and the
-        images that failed or were skipped (a server may have recovered, robots.txt may have changed).
-        Stored images are not fetched again: their bytes are identified by content."""
+    def requeue_failed(self) -> int:
+        """Give every failed or skipped URL another chance (a server may have recovered, robots.txt changed)."""
         t = frontier_table
         with self.engine.begin() as conn:
             result = conn.execute(
-                update(t)
-                .where(
-                    t.c.crawl == self.crawl,
-                    t.c.state != "pending",
-                    (t.c.kind == "page") | (t.c.state != "done"),
-                )
-                .values(state="pending")
+                update(t).where(t.c.crawl == self.crawl, t.c.state.in_(("failed", "skipped"))).values(state="pending")
+            )
+            return int(result.rowcount or 0)
+
+    def requeue_finished(self) -> int:
+        """Queue every done page again (validators kept, for conditional requests). Stored images are
+        not fetched again: their bytes are identified by content."""
+        t = frontier_table
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(t).where(t.c.crawl == self.crawl, t.c.state == "done", t.c.kind == "page").values(state="pending")
             )
             return int(result.rowcount or 0)
 
