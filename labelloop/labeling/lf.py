@@ -48,6 +48,7 @@ __all__ = [
     "EmbeddingSimilarityLF",
     "heuristic_lf",
     "lf_set_version",
+    "lfs_from_config",
 ]
 
 ABSTAIN = -1
@@ -351,3 +352,29 @@ def lf_set_version(lfs: Sequence[LabelingFunction]) -> str:
         digest.update(lf.fingerprint().encode("utf-8", "replace"))
         digest.update(b"\0")
     return digest.hexdigest()[:12]
+
+
+def lfs_from_config(lf_configs: Sequence[Any], classes: Sequence[str]) -> list[LabelingFunction]:
+    """LabelingFunction objects from the config's ``weak.lfs`` entries (:class:`labelloop.config.LFConfig`).
+
+    Heuristics are imported here, so a wrong import path fails before anything runs.
+    """
+    classes = list(classes)
+    built: list[LabelingFunction] = []
+    for cfg in lf_configs:
+        label = None
+        if cfg.class_ is not None:
+            if cfg.class_ not in classes:
+                raise LabelingFunctionError(f"labeling function {cfg.name!r}: unknown class {cfg.class_!r}; expected one of {classes}")
+            label = classes.index(cfg.class_)
+        if cfg.kind == "keyword":
+            built.append(KeywordLF(cfg.name, cfg.keywords, label, ignore_case=cfg.ignore_case, field=cfg.field,
+                                   n_classes=len(classes)))
+        elif cfg.kind == "regex":
+            built.append(RegexLF(cfg.name, cfg.pattern, label, ignore_case=cfg.ignore_case, field=cfg.field,
+                                 n_classes=len(classes)))
+        elif cfg.kind == "heuristic":
+            built.append(heuristic_lf(cfg.name, cfg.path))
+        else:  # the config model only allows the kinds above
+            raise LabelingFunctionError(f"labeling function {cfg.name!r}: unknown kind {cfg.kind!r}")
+    return built
