@@ -214,8 +214,12 @@ class WeakConfig(Section):
 
     enabled: bool = False
     lfs: list[LFConfig] = Field(default_factory=list, description="Labeling functions (keyword, regex, heuristic).")
-    label_model: Literal["dawid_skene", "one_coin", "majority"] = Field(
-        default="dawid_skene", description="How votes become probabilistic labels."
+    # one_coin by default: most LFs vote a single class, and a full confusion matrix per LF is then
+    # under-determined (only its abstain pattern is seen); one accuracy per LF, with class-conditional
+    # abstain rates, is the steadier model (Snorkel's choice as well).
+    label_model: Literal["one_coin", "dawid_skene", "majority"] = Field(
+        default="one_coin", description="How votes become probabilistic labels: one_coin (one accuracy per LF), "
+        "dawid_skene (a confusion matrix per LF; for LFs that vote several classes), majority."
     )
     n_iter: int = Field(default=100, ge=1, description="Maximum EM iterations of the label model.")
     smoothing: float = Field(default=1.0, ge=0.0, description="Dirichlet pseudo-count of the confusion matrices.")
