@@ -27,6 +27,7 @@ __all__ = [
     "ResolutionConfig",
     "TrainingConfig",
     "WeakConfig",
+    "LFConfig",
     "CrowdConfig",
     "SelectionConfig",
     "SelfTrainingConfig",
@@ -153,10 +154,96 @@ class TrainingConfig(Section):
     )
 
 
+class LFConfig(Section):
+    """One labeling function declared in the config (keyword list, regex, or a Python function by import path)."""
+
+    name: str = Field(description="Unique LF name (letters, digits, `_ . -`); shown in analyses and errors.")
+    kind: Literal["keyword", "regex", "heuristic"] = Field(description="keyword list, regex, or heuristic (import path).")
+    class_: str | None = Field(default=None, alias="class", description="Class name voted (keyword and regex LFs).")
+    keywords: list[str] | None = Field(default=None, description="keyword: words or small regexes, matched as whole words.")
+    pattern: str | None = Field(default=None, description="regex: a Python regular expression (`re.search`).")
+    path: str | None = Field(default=None, description="heuristic: `package.module:function`, `f(x) -> class id or -1`.")
+    ignore_case: bool = Field(default=True, description="Case-insensitive matching (keyword, regex).")
+    field: str = Field(default="text", description="Item field holding the text.")
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(f"LF name must be letters, digits, '_', '.' or '-' (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "LFConfig":
+        lf = f"LF {self.name!r}"
+        needs = {"keyword": "keywords", "regex": "pattern", "heuristic": "path"}[self.kind]
+        for key in ("keywords", "pattern", "path"):
+            given = getattr(self, key) is not None
+            if key == needs and not given:
+                raise ValueError(f"{lf}: kind {self.kind!r} needs '{key}'")
+            if key != needs and given:
+                raise ValueError(f"{lf}: '{key}' does not apply to kind {self.kind!r} (it needs '{needs}')")
+        if self.kind in ("keyword", "regex") and not self.class_:
+            raise ValueError(f"{lf}: kind {self.kind!r} needs 'class' (the class name it votes)")
+        if self.kind == "heuristic" and self.class_ is not None:
+            raise ValueError(f"{lf}: 'class' does not apply to kind 'heuristic' (the function returns class ids)")
+        if self.kind == "keyword":
+            if not self.keywords or any(not isinstance(k, str) or not k.strip() for k in self.keywords):
+                raise ValueError(f"{lf}: keywords must be a non-empty list of non-empty strings (got {self.keywords!r})")
+            for word in self.keywords:
+                try:
+                    re.compile(word)
+                except re.error as exc:
+                    raise ValueError(f"{lf}: keyword {word!r} is not a valid regex ({exc})") from None
+        if self.kind == "regex":
+            try:
+                re.compile(self.pattern or "")
+            except re.error as exc:
+                raise ValueError(f"{lf}: invalid regex {self.pattern!r} ({exc})") from None
+        if self.kind == "heuristic":
+            module, _, attr = (self.path or "").partition(":")
+            if not module or not attr or not all(p.isidentifier() for p in module.split(".") + attr.split(".")):
+                raise ValueError(f"{lf}: path must look like 'package.module:function' (got {self.path!r})")
+        return self
+
+
 class WeakConfig(Section):
     """Weak labeling: labeling functions and the label model."""
 
     enabled: bool = False
+    lfs: list[LFConfig] = Field(default_factory=list, description="Labeling functions (keyword, regex, heuristic).")
+    # one_coin by default: most LFs vote a single class, and a full confusion matrix per LF is then
+    # under-determined (only its abstain pattern is seen); one accuracy per LF, with class-conditional
+    # abstain rates, is the steadier model (Snorkel's choice as well).
+    label_model: Literal["one_coin", "dawid_skene", "majority"] = Field(
+        default="one_coin", description="How votes become probabilistic labels: one_coin (one accuracy per LF), "
+        "dawid_skene (a confusion matrix per LF; for LFs that vote several classes), majority."
+    )
+    n_iter: int = Field(default=100, ge=1, description="Maximum EM iterations of the label model.")
+    smoothing: float = Field(default=1.0, ge=0.0, description="Dirichlet pseudo-count of the confusion matrices.")
+    use_gold: bool = Field(default=True, description="Anchor the label model on items with gold/expert labels.")
+    batch_size: int = Field(default=2048, ge=1, description="Items per applier batch.")
+    n_jobs: int = Field(default=1, ge=1, description="Worker processes for large item sets (>= 20,000 items).")
+
+    @model_validator(mode="after")
+    def _lfs_named_once(self) -> "WeakConfig":
+        names = [lf.name for lf in self.lfs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"LF names must be distinct (repeated: {', '.join(dupes)})")
+        if self.enabled and not self.lfs:
+            raise ValueError("weak labeling is enabled but no 'lfs' are declared")
+        return self
+
+    def check_classes(self, classes: list[str]) -> None:
+        """Refuse an LF voting a class the dataset does not have (needs the dataset section, so it runs last)."""
+        for index, lf in enumerate(self.lfs):
+            if lf.class_ is not None and lf.class_ not in classes:
+                raise ValueError(
+                    f"weak.lfs[{index}]: LF {lf.name!r}: unknown class {lf.class_!r}; expected one of {classes}"
+                )
 
 
 class CrowdConfig(Section):
@@ -217,6 +304,11 @@ class LabelloopConfig(Section):
 
     # Not part of the YAML: where the file was, so relative paths resolve against it.
     config_path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _weak_classes_known(self) -> "LabelloopConfig":
+        self.weak.check_classes(self.dataset.classes)
+        return self
 
     @model_validator(mode="after")
     def _sources_named_once(self) -> "LabelloopConfig":
