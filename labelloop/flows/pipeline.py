@@ -13,7 +13,7 @@ from prefect import flow
 from labelloop.config import load_config
 from labelloop.flows.context import open_stage
 from labelloop.flows.importing import import_flow
-from labelloop.flows.model import model_flow
+from labelloop.flows.training import training_flow
 from labelloop.flows.report import report_flow
 from labelloop.flows.weak import weak_flow
 
@@ -39,7 +39,7 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
         stages: list[tuple[str, Callable[..., dict]]] = [
             ("import", import_flow),
             ("weak", weak_flow),
-            ("model", model_flow),
+            ("model", training_flow),  # k-fold committee; `training.model: logreg` = the baseline
         ]
         for name, stage in stages:
             _notify(name, "start")
