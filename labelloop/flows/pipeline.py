@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow
 
 from labelloop.config import load_config
+from labelloop.flows.collect import collect_flow
 from labelloop.flows.context import open_stage
 from labelloop.flows.importing import import_flow
 from labelloop.flows.training import training_flow
@@ -41,6 +42,8 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
             ("weak", weak_flow),
             ("model", training_flow),  # k-fold committee; `training.model: logreg` = the baseline
         ]
+        if config.collect.sites:  # scrape sources feed the store before the import of files
+            stages.insert(0, ("collect", collect_flow))
         for name, stage in stages:
             _notify(name, "start")
             summaries[name] = stage(config_path, run_id)
