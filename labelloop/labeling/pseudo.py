@@ -461,9 +461,11 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
         M = np.zeros((self.n_splits, len(rows), len(self.classes_)))
         M[:, :, committee.classes_] = committee.predict_proba_members(X[rows])
         if G is not None:
-            # The graph is one voter worth as much as the whole committee: at very
-            # low label rates it is the better teacher, later the committee catches up.
-            T = (M.mean(axis=0) + G[rows]) / 2
+            # Trust the committee in proportion to the labels it was trained on: at
+            # one label per class the graph is the far better teacher; once the
+            # pseudo-labels cover the pool both weigh about the same.
+            w = len(train) / (len(train) + len(rows))
+            T = w * M.mean(axis=0) + (1 - w) * G[rows]
             votes = np.concatenate([M.argmax(axis=2), G[rows].argmax(axis=1)[None]])
         else:
             T = M.mean(axis=0)
@@ -531,7 +533,7 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
                                       "n_dropped": n_dropped, "thresholds": thresholds.round(3).tolist(),
                                       "quotas": quotas.tolist()})
                 pseudo_lab, pseudo_conf = new_lab, new_conf
-                if not changed.any() and share >= 1.0:
+                if n_new == 0 and share >= 1.0:
                     self.termination_condition_ = "no_change"
                     break
             chosen = np.flatnonzero(pseudo_lab >= 0)
