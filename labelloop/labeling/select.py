@@ -117,7 +117,7 @@ def entropy(proba: ArrayLike) -> NDArray[np.float64]:
     >>> entropy([[1.0, 0.0], [0.5, 0.5]]).round(3).tolist()
     [0.0, 0.693]
     """
-    return _chunked(lambda q: -(q * np.log(q + _EPS)).sum(axis=1), _proba(proba))
+    return _chunked(lambda q: np.maximum(-(q * np.log(q + _EPS)).sum(axis=1), 0.0), _proba(proba))
 
 
 def random_scores(n: int, random_state: int | np.random.Generator | None = None) -> NDArray[np.float64]:
@@ -140,7 +140,7 @@ def vote_entropy(member_proba: ArrayLike) -> NDArray[np.float64]:
     for row in votes:
         counts[np.arange(n), row] += 1
     frac = counts / m
-    return -(frac * np.log(frac + _EPS)).sum(axis=1)
+    return np.maximum(-(frac * np.log(frac + _EPS)).sum(axis=1), 0.0)
 
 
 def kl_disagreement(member_proba: ArrayLike) -> NDArray[np.float64]:
