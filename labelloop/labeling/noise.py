@@ -184,14 +184,23 @@ def find_label_errors(
 
 
 def oof_member_proba(
-    X: ArrayLike, labels: ArrayLike, estimators: list, n_splits: int = 5, random_state: int | None = 0
+    X: ArrayLike,
+    labels: ArrayLike,
+    estimators: list,
+    n_splits: int = 5,
+    calibrate: bool = True,
+    random_state: int | None = 0,
 ) -> NDArray[np.float64]:
     """Out-of-fold probabilities of several models, shape ``(m, n, C)``.
 
     A small stand-in for the training stage's committee, so detection works on
     any features with plain sklearn models (SVC, LogisticRegression, kNN...).
+    With ``calibrate`` each member's out-of-fold probabilities are
+    temperature-scaled against the given labels (most of which are right), so
+    margins of different members mean the same thing before they are averaged.
     """
-    from labelloop.labeling.pseudo import member_probabilities  # local: pseudo imports sklearn.svm
+    from labelloop.labeling.pseudo import _fit_temperature, member_probabilities
+    from scipy.special import softmax
 
     X = np.asarray(X)
     y = np.asarray(labels, dtype=np.int64)
@@ -209,4 +218,8 @@ def oof_member_proba(
             model = clone(est).fit(X[tr], y[tr])
             p = member_probabilities(model, X[te])
             out[m][np.ix_(te, np.asarray(model.classes_, dtype=np.int64))] = p
+    if calibrate:
+        for m in range(len(estimators)):
+            logp = np.log(out[m] + 1e-12)
+            out[m] = softmax(logp / _fit_temperature(logp, y), axis=1)
     return out
