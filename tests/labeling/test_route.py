@@ -12,9 +12,9 @@ from labelloop.labeling.route import QUEUES, RouteBudgets, queue_summary, repres
 def committee():
     rng = np.random.default_rng(0)
     n, c, m = 600, 4, 5
-    base = rng.dirichlet(np.ones(c) * 0.5, size=n)
+    base = rng.dirichlet(np.ones(c) * 0.2, size=n)
     noise = rng.dirichlet(np.ones(c), size=(m, n))
-    M = 0.8 * base[None] + 0.2 * noise
+    M = 0.95 * base[None] + 0.05 * noise
     X = rng.normal(size=(n, 3))
     return M.mean(axis=0), M, X
 
