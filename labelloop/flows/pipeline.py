@@ -15,6 +15,7 @@ from labelloop.flows.context import open_stage
 from labelloop.flows.importing import import_flow
 from labelloop.flows.model import model_flow
 from labelloop.flows.report import report_flow
+from labelloop.flows.route import route_flow
 
 __all__ = ["pipeline", "STAGE_LISTENERS"]
 
@@ -29,7 +30,7 @@ def _notify(stage: str, event: str) -> None:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
-    """Run one turn of the loop: import → model → report."""
+    """Run one turn of the loop: import → model → route → report."""
     config = load_config(config_path)  # fail on a bad config before anything runs
     _, store = open_stage(config_path)
     run_id = store.start_run("pipeline", config.dataset.name, {"config": str(config_path)}, run_id=run_id)
@@ -38,6 +39,7 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
         stages: list[tuple[str, Callable[..., dict]]] = [
             ("import", import_flow),
             ("model", model_flow),
+            ("route", route_flow),
         ]
         for name, stage in stages:
             _notify(name, "start")

@@ -385,6 +385,10 @@ def uncertain_representative_k(
         lab[li if li.dtype == bool else li.astype(np.int64)] = True
     n_cand = max(int(np.ceil(fraction * (n - lab.sum()))), k)
     cand = top_k(s, n_cand, exclude=lab)
+    if len(cand) > max_points:  # bound memory: cluster a random sample of the uncertain region
+        rng = np.random.default_rng(random_state)
+        cand = np.sort(rng.choice(cand, max_points, replace=False))
+        random_state = rng
     lab_idx = np.flatnonzero(lab)
     sub = np.concatenate([cand, lab_idx])
     picked = representative_k(
