@@ -81,15 +81,15 @@ def main() -> None:
             answers = oracle.answer(store, config.dataset.name)
         finally:
             store.close()
-        experts += answers.expert
-        crowds += answers.crowd_items
-        votes += answers.crowd_votes
         bought = experts + votes
         print(f"{turn:>4} {experts:>7} {crowds:>6} {votes:>6} {bought:>7} {int(pseudo.sum()):>7} "
               f"{(correct[pseudo].mean() if pseudo.any() else float('nan')):>10.3f} {correct.mean():>9.3f} "
               f"{model_acc:>9.3f}", flush=True)
+        experts += answers.expert  # answered after the turn: they count from the next turn on
+        crowds += answers.crowd_items
+        votes += answers.crowd_votes
         _ = result
-    print(f"\n'bought' = expert answers + crowd votes so far; accuracies against the hidden truth "
+    print(f"\n'bought' = expert answers + crowd votes used by that turn; accuracies against the hidden truth "
           f"(label acc: resolved training labels; model acc: the model stage's predictions on all items).\n"
           f"workdir: {workdir}")
     if args.dir is None:
