@@ -60,7 +60,7 @@ def main() -> None:
     by_external = dict(zip(truth_file["ids"].astype(str), truth_file["y"].astype(int)))
 
     print(f"{'turn':>4} {'expert':>7} {'crowd':>6} {'votes':>6} {'bought':>7} {'pseudo':>7} "
-          f"{'pseudo acc':>10} {'label acc':>9} {'model acc':>9}")
+          f"{'pseudo acc':>10} {'train labels':>12} {'label acc':>9} {'model acc':>9}")
     bought = votes = experts = crowds = 0
     oracle = None
     for turn in range(1, args.turns + 1):
@@ -74,6 +74,7 @@ def main() -> None:
                                 args.overlap, args.seed)
             res = store.resolve(config.dataset.name, len(config.dataset.classes), config.resolution.precedence)
             kinds = res.kind_of()
+            trainable = kinds != "model"  # model rows are predictions, not training labels
             correct = np.array([truth[int(i)] == int(lab) for i, lab in zip(res.item_ids, res.labels)])
             pseudo = kinds == "pseudo"
             preds = latest_model_predictions(store, config.dataset.name)
@@ -83,7 +84,7 @@ def main() -> None:
             store.close()
         bought = experts + votes
         print(f"{turn:>4} {experts:>7} {crowds:>6} {votes:>6} {bought:>7} {int(pseudo.sum()):>7} "
-              f"{(correct[pseudo].mean() if pseudo.any() else float('nan')):>10.3f} {correct.mean():>9.3f} "
+              f"{(correct[pseudo].mean() if pseudo.any() else float('nan')):>10.3f} {int(trainable.sum()):>12} {correct[trainable].mean():>9.3f} "
               f"{model_acc:>9.3f}", flush=True)
         experts += answers.expert  # answered after the turn: they count from the next turn on
         crowds += answers.crowd_items
