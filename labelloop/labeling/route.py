@@ -103,6 +103,7 @@ def route(
     crowd_band: tuple[float, float] = (0.4, 0.9),
     prior: ArrayLike | None = None,
     n_neighbors: int = 10,
+    pseudo_labels: ArrayLike | None = None,
 ) -> Routing:
     """Put every candidate (and every suspect) in exactly one queue.
 
@@ -129,6 +130,13 @@ def route(
         Confidence band of the crowd queue.
     prior : array (C,), optional
         Class prior for the pseudo quotas; default estimated from ``proba``.
+    pseudo_labels : array (n,) of int, optional
+        The self-training teacher's own decisions (-1 = none), e.g.
+        ``SelfTrainingCommittee.transduction_``: when given, only these items
+        (with these labels) may become pseudo-labels, instead of applying
+        ``pseudo_threshold`` / ``pseudo_min_agreement`` to ``proba`` here.
+        The teacher's rule (calibrated confidence, agreement, adaptive
+        per-class thresholds) is then the single definition of "confident".
     """
     P = np.asarray(proba, dtype=np.float64)
     if P.ndim != 2:
@@ -189,13 +197,29 @@ def route(
 
     # 2. pseudo: confident, agreed on, class-balanced
     free = eligible & (queue == "")
-    ok = free & (agreement >= pseudo_min_agreement)
     pri = np.asarray(prior, dtype=np.float64) if prior is not None else estimate_prior([], P[eligible], c)
     budget_p = cap(budgets.pseudo)
+    if pseudo_labels is not None:
+        pl = np.asarray(pseudo_labels, dtype=np.int64)
+        if pl.shape != (n,):
+            raise ValueError(f"pseudo_labels must have shape ({n},), got {pl.shape}")
+        ok = free & (pl >= 0)
+        # rank the teacher's decisions by its probability of the decided class
+        Q = np.zeros_like(P)
+        Q[np.flatnonzero(ok), pl[ok]] = P[np.flatnonzero(ok), pl[ok]] + 1.0  # +1: any decided item beats undecided
+        thr = 0.0
+    else:
+        ok = free & (agreement >= pseudo_min_agreement)
+        Q, thr = P, pseudo_threshold
     quotas = np.ceil(pri / pri.sum() * min(budget_p, int(ok.sum()))).astype(np.int64)
-    sel, _ = class_balanced_select(P, quotas, pseudo_threshold, exclude=~ok)
-    sel = sel[np.argsort(-conf[sel], kind="stable")][:budget_p]  # ceil() may overshoot by < C items
+    sel, sel_y = class_balanced_select(Q, quotas, thr, exclude=~ok)
+    order = np.argsort(-Q[sel, sel_y], kind="stable")[:budget_p]  # ceil() may overshoot by < C items
+    sel, sel_y = sel[order], sel_y[order]
     queue[sel], reason[sel] = "pseudo", "confident and agreed"
+    pred = pred.copy()
+    pred[sel] = sel_y
+    conf = conf.copy()
+    conf[sel] = P[sel, sel_y]
 
     # 3. crowd: the uncertain band, most uncertain first
     free = eligible & (queue == "")

@@ -247,10 +247,12 @@ def kmeans(
         if _ > 0 and np.array_equal(new, assign):
             break
         assign = new
-        for c in range(n_clusters):
-            members = assign == c
-            if members.any():
-                centers[c] = np.average(X[members], axis=0, weights=w[members])
+        # Weighted means of all clusters at once (one bincount per feature, no Python loop over clusters).
+        mass = np.bincount(assign, weights=w, minlength=n_clusters)
+        sums = np.stack([np.bincount(assign, weights=X[:, j] * w, minlength=n_clusters) for j in range(X.shape[1])],
+                        axis=1)
+        filled = mass > 0
+        centers[filled] = sums[filled] / mass[filled, None]
     return centers, assign
 
 

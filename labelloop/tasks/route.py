@@ -60,7 +60,10 @@ def teacher_task(config: LabelloopConfig, store: Store) -> dict[str, Any]:
     proba[:, teacher.classes_] = teacher.predict_proba(X)
     members = np.zeros((teacher.n_splits, len(ids), n_classes))
     members[:, :, teacher.classes_] = teacher.committee_.predict_proba_members(X)[:, :, : len(teacher.classes_)]
-    return {"ids": ids, "X": X, "kinds": kinds, "labels": labels, "firm": firm, "proba": proba,
+    pseudo = np.full(len(ids), -1, dtype=np.int64)
+    decided = (teacher.transduction_ >= 0) & ~firm
+    pseudo[decided] = teacher.transduction_[decided]
+    return {"ids": ids, "X": X, "kinds": kinds, "labels": labels, "firm": firm, "proba": proba, "pseudo": pseudo,
             "members": members, "termination": teacher.termination_condition_, "n_iter": teacher.n_iter_,
             "folds": config.training.folds, "seed": config.training.seed}
 
@@ -90,7 +93,7 @@ def route_task(config: LabelloopConfig, fitted: dict[str, Any]) -> tuple[Routing
         fitted["proba"], fitted["members"], fitted["X"], candidates=candidates, suspects=suspects,
         suspect_scores=scores, budgets=budgets, pseudo_threshold=config.self_training.threshold,
         pseudo_min_agreement=config.self_training.min_agreement, crowd_band=tuple(sel.crowd_band),
-        n_neighbors=sel.representativeness_neighbors,
+        n_neighbors=sel.representativeness_neighbors, pseudo_labels=fitted["pseudo"],
     )
     return routing, budgets, int(suspects.sum())
 

@@ -101,3 +101,17 @@ def test_route_errors(kwargs, match):
 def test_budget_errors():
     with pytest.raises(ValueError, match=r"budget 'crowd' must be an integer >= 0 or None, got -3"):
         RouteBudgets(crowd=-3)
+
+
+def test_pseudo_queue_takes_only_the_teachers_decisions(committee):
+    P, M, X = committee
+    decided = np.full(len(P), -1)
+    decided[:100] = (P[:100].argmax(axis=1) + 1) % P.shape[1]  # the teacher may disagree with the argmax
+    r = route(P, M, X, budgets=RouteBudgets(expert=10, crowd=10, pseudo=60), pseudo_labels=decided)
+    f = r.frame().set_index("index")
+    pseudo = f[f.queue == "pseudo"]
+    assert 0 < len(pseudo) <= 60
+    assert (pseudo.index < 100).all()
+    assert (pseudo.label.to_numpy() == decided[pseudo.index]).all()
+    with pytest.raises(ValueError, match=r"pseudo_labels must have shape \(600,\), got \(3,\)"):
+        route(P, pseudo_labels=np.zeros(3, dtype=int))
