@@ -359,15 +359,66 @@ class CrowdConfig(Section):
 
 
 class SelectionConfig(Section):
-    """Active selection and routing by confidence."""
+    """Active selection and routing by confidence (the `route` stage)."""
 
     enabled: bool = False
+    strategy: Literal[
+        "random", "least_confidence", "margin", "entropy", "vote_entropy", "kl_disagreement", "bald"
+    ] = Field(default="margin", description="Uncertainty score for active selection.")
+    batch_mode: Literal["representative", "diverse", "greedy"] = Field(
+        default="representative", description="How scores become a diverse batch."
+    )
+    uncertain_fraction: float = Field(default=0.3, gt=0.0, le=1.0, description="Share of the pool counted as uncertain.")
+    cold_start_per_class: int = Field(default=3, ge=0, description="Labels per class before uncertainty takes over.")
+    expert_budget: int = Field(default=50, ge=0, description="Items sent to the expert queue per turn.")
+    crowd_budget: int = Field(default=200, ge=0, description="Items sent to the crowd queue per turn.")
+    pseudo_budget: int | None = Field(default=None, ge=0, description="Pseudo-labels per turn; null = no cap.")
+    crowd_band: tuple[float, float] = Field(
+        default=(0.4, 0.9), description="[low, high) committee confidence of the crowd queue."
+    )
+    representativeness_neighbors: int = Field(default=10, ge=1, description="k of the density estimate.")
+    suspects_to_expert: bool = Field(default=True, description="Send label-error suspects to the expert queue.")
+    noise_min_margin: float = Field(
+        default=0.2, ge=-1.0, le=1.0, description="Committee margin that makes a label a suspect (unknown source)."
+    )
+
+    @field_validator("crowd_band")
+    @classmethod
+    def _band(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"must be [low, high] with 0 <= low < high <= 1 (got [{low}, {high}])")
+        return value
 
 
 class SelfTrainingConfig(Section):
-    """Pseudo-labels from the committee."""
+    """Pseudo-labels from the calibrated committee (class-balanced, re-decided every turn)."""
 
     enabled: bool = False
+    threshold: float = Field(default=0.9, gt=0.0, lt=1.0, description="Confidence a pseudo-label needs.")
+    min_threshold: float = Field(default=0.5, ge=0.0, lt=1.0, description="Floor of the adaptive per-class thresholds.")
+    min_agreement: float = Field(default=0.8, ge=0.0, le=1.0, description="Share of committee members that must agree.")
+    step: float = Field(default=0.25, gt=0.0, le=1.0, description="Share of each class's mass added per round.")
+    max_iter: int = Field(default=10, ge=1, description="Self-training rounds per turn.")
+    graph: Literal["auto", "on", "off"] = Field(default="auto", description="Label-spreading teacher.")
+    graph_max_label_rate: float = Field(default=0.5, ge=0.0, le=1.0, description="`auto` uses the graph up to this label rate.")
+    n_neighbors: list[int] = Field(default_factory=lambda: [5, 10], description="Graph degrees (one graph each).")
+    alpha: float = Field(default=0.99, gt=0.0, lt=1.0, description="Label-spreading weight of the neighbours.")
+
+    @field_validator("n_neighbors")
+    @classmethod
+    def _ks(cls, value: list[int]) -> list[int]:
+        if not value or any(k < 1 for k in value):
+            raise ValueError(f"must be a non-empty list of integers >= 1 (got {value})")
+        return value
+
+    @model_validator(mode="after")
+    def _floor_below(self) -> "SelfTrainingConfig":
+        if self.min_threshold > self.threshold:
+            raise ValueError(
+                f"min_threshold must be <= threshold (got min_threshold={self.min_threshold}, threshold={self.threshold})"
+            )
+        return self
 
 
 class ScheduleConfig(Section):

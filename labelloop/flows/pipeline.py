@@ -16,6 +16,7 @@ from labelloop.flows.context import open_stage
 from labelloop.flows.importing import import_flow
 from labelloop.flows.training import training_flow
 from labelloop.flows.report import report_flow
+from labelloop.flows.route import route_flow
 from labelloop.flows.weak import weak_flow
 
 __all__ = ["pipeline", "STAGE_LISTENERS"]
@@ -31,7 +32,7 @@ def _notify(stage: str, event: str) -> None:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
-    """Run one turn of the loop: import → weak → model → report."""
+    """Run one turn of the loop: (collect →) import → weak → model → route → report."""
     config = load_config(config_path)  # fail on a bad config before anything runs
     _, store = open_stage(config_path)
     run_id = store.start_run("pipeline", config.dataset.name, {"config": str(config_path)}, run_id=run_id)
@@ -41,6 +42,7 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
             ("import", import_flow),
             ("weak", weak_flow),
             ("model", training_flow),  # k-fold committee; `training.model: logreg` = the baseline
+            ("route", route_flow),
         ]
         if config.collect.sites:  # scrape sources feed the store before the import of files
             stages.insert(0, ("collect", collect_flow))
