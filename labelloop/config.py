@@ -248,7 +248,9 @@ class ScheduleConfig(Section):
 class EvaluationConfig(Section):
     """Hidden truth, for examples and simulations only: never used to train."""
 
-    truth: Path | None = Field(default=None, description="`.npy` of true class ids aligned with the first array source.")
+    truth: Path | None = Field(
+        default=None, description="`.npz` with `ids` (items' external ids) and `y` (true class ids)."
+    )
 
 
 class LabelloopConfig(Section):

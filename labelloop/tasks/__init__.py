@@ -1,1 +1,1 @@
-"""labelloop.tasks."""
+"""Prefect tasks: thin wrappers over the library."""

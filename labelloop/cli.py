@@ -1,0 +1,129 @@
+"""The ``labelloop`` command."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from labelloop.config import load_config
+from labelloop.exceptions import LabelloopError
+from labelloop.runtime import prepare_prefect_env
+
+app = typer.Typer(help="labelloop: a data-labeling and semi-supervised pipeline on Prefect.", no_args_is_help=True)
+console = Console()
+
+ConfigOption = typer.Option(Path("labelloop.yaml"), "--config", "-c", help="Pipeline config file.")
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def init(directory: Path = typer.Argument(Path("."), help="Where to write labelloop.yaml.")) -> None:
+    """Write a commented example config."""
+    target = directory / "labelloop.yaml"
+    if target.exists():
+        _fail(LabelloopError(f"{target}: already exists; not overwritten"))
+    directory.mkdir(parents=True, exist_ok=True)
+    template = importlib.resources.files("labelloop").joinpath("templates/labelloop.yaml").read_text(encoding="utf-8")
+    target.write_text(template, encoding="utf-8")
+    console.print(f"wrote {target}")
+
+
+def _run_turn(config_path: Path) -> dict:
+    try:
+        config = load_config(config_path)
+    except LabelloopError as exc:
+        _fail(exc)
+    prepare_prefect_env(config.data_path)
+    from labelloop.flows.pipeline import STAGE_LISTENERS, pipeline
+
+    stages = ["import", "model", "report"]
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        bar = progress.add_task("pipeline turn: starting Prefect", total=len(stages))
+
+        def listener(stage: str, event: str) -> None:
+            if event == "start":
+                progress.update(bar, description=f"pipeline turn: {stage}")
+            else:
+                progress.advance(bar)
+
+        STAGE_LISTENERS.append(listener)
+        try:
+            return pipeline(str(config_path.resolve()))
+        except LabelloopError as exc:
+            _fail(exc)
+        finally:
+            STAGE_LISTENERS.remove(listener)
+    return {}
+
+
+@app.command()
+def run(config: Path = ConfigOption) -> None:
+    """Run one pipeline turn (ephemeral Prefect unless PREFECT_API_URL points at a server)."""
+    result = _run_turn(config)
+    console.print(f"[green]turn {result.get('run_id')} completed[/]")
+
+
+@app.command()
+def status(config: Path = ConfigOption, runs: int = typer.Option(5, help="How many recent runs to list.")) -> None:
+    """Counts per class and label source, and the last runs."""
+    from labelloop.reporting import label_summary
+    from labelloop.store import Store
+
+    try:
+        cfg = load_config(config)
+        store = Store(cfg.store_url).create()
+        summary = label_summary(store, cfg)
+        recent = store.runs(limit=runs)
+    except LabelloopError as exc:
+        _fail(exc)
+    table = Table(title=f"{cfg.dataset.name}: training labels by class and winning source")
+    columns = list(summary["per_class"][0]) if summary["per_class"] else []
+    for column in columns:
+        table.add_column(column, justify="right" if column != "class" else "left")
+    for row in summary["per_class"]:
+        table.add_row(*[str(row[c]) for c in columns])
+    console.print(table)
+    console.print(f"items {summary['items']}, labeled {summary['resolved']}, unlabeled {summary['unlabeled']}")
+    run_table = Table(title="last runs")
+    for column in ("id", "kind", "status", "started_at", "finished_at"):
+        run_table.add_column(column)
+    for row in recent.to_dict("records"):
+        run_table.add_row(row["id"][:12], row["kind"], row["status"], str(row["started_at"])[:19], str(row["finished_at"])[:19])
+    console.print(run_table)
+    store.close()
+
+
+@app.command()
+def demo(
+    directory: Path = typer.Argument(Path("demo"), help="Where to write the digits example and its data."),
+    gold_fraction: float = typer.Option(0.05, help="Share of items that keep their gold label."),
+) -> None:
+    """Write the digits example into DIRECTORY and run one pipeline turn on it."""
+    from labelloop.demo import write_digits_example
+
+    config_path = write_digits_example(directory, gold_fraction=gold_fraction)
+    console.print(f"digits example written to {directory} ({config_path.name})")
+    result = _run_turn(config_path)
+    for row in result.get("report", {}).get("quality", []):
+        console.print(f"  {row['labels']}: accuracy {row['accuracy']:.3f} on {row['items']} items")
+    console.print(f"[green]demo turn {result.get('run_id')} completed[/]; see `labelloop status -c {config_path}`")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,65 @@
+"""One turn of the whole loop: each stage is a sub-flow, called in the order of the story.
+
+Adding a stage is adding a module under ``labelloop/flows`` and one call here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow
+
+from labelloop.config import load_config
+from labelloop.flows.context import open_stage
+from labelloop.flows.importing import import_flow
+from labelloop.flows.model import model_flow
+from labelloop.flows.report import report_flow
+
+__all__ = ["pipeline", "STAGE_LISTENERS"]
+
+# Callables told `(stage, "start" | "end")`; the CLI hangs its progress bar here.
+STAGE_LISTENERS: list[Callable[[str, str], None]] = []
+
+
+def _notify(stage: str, event: str) -> None:
+    for listener in STAGE_LISTENERS:
+        listener(stage, event)
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
+    """Run one turn of the loop: import → model → report."""
+    config = load_config(config_path)  # fail on a bad config before anything runs
+    _, store = open_stage(config_path)
+    run_id = store.start_run("pipeline", config.dataset.name, {"config": str(config_path)}, run_id=run_id)
+    summaries: dict[str, Any] = {}
+    try:
+        stages: list[tuple[str, Callable[..., dict]]] = [
+            ("import", import_flow),
+            ("model", model_flow),
+        ]
+        for name, stage in stages:
+            _notify(name, "start")
+            summaries[name] = stage(config_path, run_id)
+            _notify(name, "end")
+        _notify("report", "start")
+        summaries["report"] = report_flow(config_path, run_id, {k: v for k, v in summaries.items()})
+        _notify("report", "end")
+    except BaseException:
+        store.finish_run(run_id, "failed", {k: _jsonable(v) for k, v in summaries.items()})
+        store.close()
+        raise
+    store.finish_run(run_id, "completed", {k: _jsonable(v) for k, v in summaries.items()})
+    store.close()
+    return {"run_id": run_id, **summaries}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

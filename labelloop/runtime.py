@@ -1,0 +1,33 @@
+"""Process environment for Prefect, set before Prefect is first imported.
+
+Prefect reads its settings from the environment; the defaults share
+``~/.prefect`` between every process of the user and phone home, so labelloop
+points ``PREFECT_HOME`` into its data dir and turns analytics off.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["prepare_prefect_env"]
+
+_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
+
+
+def prepare_prefect_env(data_dir: Path | None = None) -> None:
+    """Set Prefect's environment unless the user already did."""
+    for key, value in _DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if "PREFECT_HOME" not in os.environ:
+        home = (data_dir or Path.cwd() / "data") / ".prefect"
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home.resolve())

@@ -1,0 +1,27 @@
+"""The dataset store: items, append-only labels, annotation tasks, runs."""
+
+from labelloop.store.resolve import Resolution
+from labelloop.store.store import (
+    LABEL_KINDS,
+    AddItemsResult,
+    ItemIn,
+    LabelIn,
+    Store,
+    TaskIn,
+    content_hash,
+    decode_probs,
+    encode_probs,
+)
+
+__all__ = [
+    "Store",
+    "ItemIn",
+    "LabelIn",
+    "TaskIn",
+    "AddItemsResult",
+    "Resolution",
+    "LABEL_KINDS",
+    "content_hash",
+    "encode_probs",
+    "decode_probs",
+]
