@@ -241,17 +241,19 @@ def create_personal_token(url: str, email: str, password: str, *, timeout: float
     Studio shows a token only once, so the caller must have kept it.
     """
     http = _session_login(url, email, password, timeout)
-    with http:
+    try:
         response = http.post("/api/token/", headers={
             "X-CSRFToken": http.cookies.get("csrftoken", ""), "Referer": f"{url}/"})
-        if response.status_code == 409:
-            raise LabelStudioError(
-                f"Label Studio at {url}: user {email} already has a personal access token; pass it "
-                "(env LABELLOOP_LS_TOKEN) or revoke it under Account & Settings and retry")
-        if response.status_code != 201:
-            raise LabelStudioError(f"Label Studio at {url}: creating a token for {email} failed: "
-                                   f"HTTP {response.status_code} {_detail(response)}")
-        return response.json()["token"]
+    finally:
+        http.close()
+    if response.status_code == 409:
+        raise LabelStudioError(
+            f"Label Studio at {url}: user {email} already has a personal access token; pass it "
+            "(env LABELLOOP_LS_TOKEN) or revoke it under Account & Settings and retry")
+    if response.status_code != 201:
+        raise LabelStudioError(f"Label Studio at {url}: creating a token for {email} failed: "
+                               f"HTTP {response.status_code} {_detail(response)}")
+    return response.json()["token"]
 
 
 def signup_with_invite(url: str, invite_path: str, email: str, password: str, *, timeout: float = 30.0) -> None:
