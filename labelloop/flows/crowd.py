@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import LabelStudioError
@@ -95,7 +96,7 @@ def _latest_probs(store: Store, dataset: str) -> tuple[dict[int, np.ndarray], st
     return probs, str(last["source"].iloc[-1])
 
 
-@task(retries=2, retry_delay_seconds=5, name="crowd-push")
+@task(retries=2, retry_delay_seconds=5, name="crowd-push", cache_policy=NO_CACHE)
 def push_task(config: LabelloopConfig, store: Store, client: StudioClient, run_id: str) -> dict[str, Any]:
     """Create projects, plan the round (gold mixed in) and push it; record the tasks in the store."""
     c, ds = config.crowd, config.dataset
@@ -146,7 +147,7 @@ def _push_expert(config, store, client, probs, version, run_id) -> int:
     return len(task_ids)
 
 
-@task(name="crowd-bots")
+@task(name="crowd-bots", cache_policy=NO_CACHE)
 def bots_task(config: LabelloopConfig, store: Store, client: StudioClient) -> int:
     """Simulated annotators answer their open tasks from the hidden truth (demo and tests)."""
     c, ds = config.crowd, config.dataset
@@ -169,14 +170,14 @@ def bots_task(config: LabelloopConfig, store: Store, client: StudioClient) -> in
     return answered
 
 
-@task(retries=2, retry_delay_seconds=5, name="crowd-sync")
+@task(retries=2, retry_delay_seconds=5, name="crowd-sync", cache_policy=NO_CACHE)
 def sync_task(config: LabelloopConfig, store: Store, client: StudioClient, run_id: str) -> dict[str, Any]:
     report = sync_annotations(client, store, config.dataset.name, config.dataset.classes, run_id=run_id)
     return {"added": report.added, "deleted": report.deleted, "annotations": report.annotations,
             "quarantined": [q.error for q in report.quarantined]}
 
 
-@task(name="crowd-aggregate")
+@task(name="crowd-aggregate", cache_policy=NO_CACHE)
 def aggregate_task(config: LabelloopConfig, store: Store, run_id: str) -> dict[str, Any]:
     """Dawid-Skene (gold-anchored) over the newest vote per (item, annotator) -> ``crowd`` rows."""
     c, ds = config.crowd, config.dataset
@@ -228,7 +229,7 @@ def _report(config, store, client, agg, pushed, answered, synced, tasks) -> dict
     quality = []
     acc = model.gold_accuracy_
     ds_model = getattr(model, "model_", None)
-    est = dict(zip(model.sources_, np.asarray(ds_model.accuracies_))) if ds_model is not None and hasattr(ds_model, "accuracies_") else {}
+    est = dict(zip(getattr(model, "sources_", []), np.asarray(ds_model.accuracies_))) if ds_model is not None and hasattr(ds_model, "accuracies_") else {}
     for who in sorted(set(votes["source"])):
         quality.append({"annotator": who, "answers": int((votes["source"] == who).sum()),
                         "gold_answers": int(acc.loc[who, "n_gold"]) if who in acc.index else 0,

@@ -12,6 +12,7 @@ from prefect import flow
 
 from labelloop.config import load_config
 from labelloop.flows.context import open_stage
+from labelloop.flows.crowd import crowd_flow
 from labelloop.flows.importing import import_flow
 from labelloop.flows.model import model_flow
 from labelloop.flows.report import report_flow
@@ -37,6 +38,7 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
     try:
         stages: list[tuple[str, Callable[..., dict]]] = [
             ("import", import_flow),
+            ("crowd", crowd_flow),
             ("model", model_flow),
         ]
         for name, stage in stages:

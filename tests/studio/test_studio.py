@@ -207,3 +207,76 @@ def test_no_token_or_password_in_logs(studio, caplog):
     for secret in secrets_:
         for part in (secret, secret[-24:]):
             assert part not in log and part not in caplog.text and part not in text
+
+
+def _artifacts(prefix):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=prefix)))
+    return found
+
+
+def test_crowd_flow_round_under_prefect(studio, tmp_path, monkeypatch, prefect_harness):
+    import yaml
+
+    from labelloop.flows.crowd import crowd_flow
+    from labelloop.store import ItemIn, LabelIn, Store, TaskIn
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 4, 40)
+    ext = [f"doc-{i}" for i in range(40)]
+    np.savez(tmp_path / "truth.npz", ids=np.array(ext), y=y)
+    config = {
+        "dataset": {"name": "flowds", "modality": "text", "classes": CLASSES},
+        "data_dir": str(data),
+        "crowd": {"enabled": True, "url": studio.url, "overlap": 3, "initial_overlap": 2, "gold_rate": 0.3,
+                  "gold_min_answers": 2, "gold_min_accuracy": 0.6, "instructions": "Pick the topic.",
+                  "bots": [{"name": "alice", "accuracy": 0.95}, {"name": "bob", "accuracy": 0.9},
+                           {"name": "carol", "accuracy": 0.9}, {"name": "spammer", "accuracy": 0.0}]},
+        "evaluation": {"truth": str(tmp_path / "truth.npz")},
+    }
+    path = tmp_path / "labelloop.yaml"
+    path.write_text(yaml.safe_dump(config))
+    data.mkdir()
+    store = Store(f"sqlite:///{data / 'labelloop.db'}").create()
+    ids = store.add_items("flowds", [ItemIn(modality="text", text=f"text {i} on {CLASSES[t]}", external_id=e)
+                                     for i, (t, e) in enumerate(zip(y, ext))]).ids
+    store.add_labels([LabelIn(item_id=i, label=int(t), kind="gold", source="seed") for i, t in zip(ids[:10], y[:10])])
+    store.add_tasks([TaskIn(item_id=i, queue="crowd") for i in ids[10:]])
+    # the admin token reaches the flow through the environment, as in production
+    monkeypatch.setenv("LABELLOOP_LS_TOKEN", studio.credentials.token)
+    # bots keep their passwords and tokens in the data dir's studio folder
+    (data / "studio").mkdir()
+    (data / "studio" / "bots.json").write_text((studio.studio_dir / "bots.json").read_text())
+
+    first = crowd_flow(str(path), "run-1")
+    assert first["pushed"]["queued_taken"] == 30 and first["pushed"]["gold"] > 0
+    assert first["flagged"] == [bot_email("spammer")]
+    tasks = store.tasks("flowds", queue="crowd")
+    copies = tasks[tasks["annotator"].notna()]
+    assert len(copies) == first["pushed"]["pushed"] and copies["is_gold"].sum() == first["pushed"]["gold"]
+    assert (tasks[tasks["annotator"].isna()]["state"] == "pushed").all()
+    second = crowd_flow(str(path), "run-2")  # the third annotator for items the first two disagreed on
+    assert 0 < second["pushed"]["pushed"] <= 30
+    crowd = store.labels("flowds", kinds=["crowd"])
+    assert set(crowd["item_id"]) == set(ids[10:])
+    latest = crowd.sort_values("id").groupby("item_id").tail(1)
+    truth = dict(zip(ids, y))
+    assert np.mean(latest["label"].to_numpy() == latest["item_id"].map(truth).to_numpy()) >= 0.85
+    third = crowd_flow(str(path), "run-3")  # nothing new anywhere: nothing added
+    assert third["pushed"]["pushed"] == 0 and third["synced"] == 0 and third["crowd_rows"] == 0
+
+    arts = _artifacts("flowds-crowd%")
+    keys = {a.key for a in arts}
+    assert {"flowds-crowd-round", "flowds-crowd-annotators", "flowds-crowd-kappa"} <= keys
+    round_md = next(a for a in sorted(arts, key=lambda a: a.created) if a.key == "flowds-crowd-round").data
+    assert f"{studio.url}/projects/" in round_md and "spammer" in round_md
+    secrets_ = [studio.credentials.token, studio.credentials.password] + [
+        v["token"] for v in json.loads((studio.studio_dir / "bots.json").read_text()).values()]
+    for art in arts:
+        for secret in secrets_:
+            assert secret not in str(art.data) and secret[-24:] not in str(art.data)
+    store.close()
