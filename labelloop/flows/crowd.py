@@ -10,9 +10,11 @@ of the server `labelloop up` manages.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,6 +70,7 @@ def connect(config: LabelloopConfig) -> StudioClient:
 
 
 def _content(store: Store, config: LabelloopConfig, ids: list[int]):
+    """Item id -> Label Studio task data, from what the store holds (text, array payload, file, URI)."""
     modality = config.dataset.modality
     if not ids:
         return lambda item: {}
@@ -78,12 +81,19 @@ def _content(store: Store, config: LabelloopConfig, ids: list[int]):
         row = items.loc[item]
         if modality == "text":
             return task_data("text", {"text": row["text"]})
-        meta = row.get("meta") or {}
         blob = payloads.get(item)
-        values = np.frombuffer(blob, dtype=meta.get("dtype", "float64")) if blob is not None else meta.get("values", [])
-        if modality == "image":
-            return task_data("image", {"image": row["uri"] if row.get("uri") and blob is None else values})
-        return task_data("tabular", {"row": meta.get("row") or values})
+        if blob is not None:
+            from labelloop.sources.arrays import decode_array
+
+            values = decode_array(blob)
+            return task_data(modality, {"image": values} if modality == "image" else {"row": values})
+        if modality == "image" and row.get("path"):
+            path = Path(row["path"])
+            mime = {".jpg": "jpeg", ".jpeg": "jpeg", ".gif": "gif", ".webp": "webp"}.get(path.suffix.lower(), "png")
+            return {"image": f"data:image/{mime};base64," + base64.b64encode(path.read_bytes()).decode()}
+        if modality == "image" and row.get("uri"):
+            return {"image": row["uri"]}
+        return task_data(modality, {"row": row.get("meta") or {}} if modality == "tabular" else {"image": row["uri"]})
     return content
 
 

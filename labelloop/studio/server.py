@@ -117,12 +117,13 @@ class StudioServer:
         Label Studio's virtual environment.
     credentials : Credentials, optional
         Admin account; default :func:`load_credentials`.
-    startup_timeout : float, default=120
-        Seconds to wait for ``/health`` (a fresh data dir migrates for ~20 s).
+    startup_timeout : float, default=300
+        Seconds to wait for ``/health`` (a fresh data dir migrates for ~20 s
+        on an idle machine, minutes on a busy one).
     """
 
     def __init__(self, studio_dir: str | Path, *, port: int | None = None, venv: str | Path | None = None,
-                 credentials: Credentials | None = None, startup_timeout: float = 120.0):
+                 credentials: Credentials | None = None, startup_timeout: float = 300.0):
         self.studio_dir = Path(studio_dir)
         self.port = port
         self.venv = venv

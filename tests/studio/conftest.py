@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,7 +24,8 @@ BOTS = ["alice", "bob", "carol", "dave", "spammer"]
 def studio_template(tmp_path_factory) -> Path:
     find_label_studio()  # a clear error if setup did not install Label Studio
     root = tmp_path_factory.mktemp("ls-template")
-    server = StudioServer(root)
+    # one fresh start runs every migration: ~20 s idle, minutes on a loaded 2-core box
+    server = StudioServer(root, startup_timeout=900)
     try:
         server.start()
         with server.client() as admin:
@@ -36,7 +38,7 @@ def studio_template(tmp_path_factory) -> Path:
 def start_copy(template: Path, studio_dir: Path) -> StudioServer:
     StudioServer.copy_data(template, studio_dir)
     shutil.copy2(template / "bots.json", studio_dir / "bots.json")
-    return StudioServer(studio_dir).start()
+    return StudioServer(studio_dir, startup_timeout=300).start()
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +58,25 @@ def store(tmp_path) -> Store:
     s = Store(f"sqlite:///{tmp_path / 'store.db'}").create()
     yield s
     s.close()
+
+
+def add_text_items(store: Store, dataset: str, n: int, classes, seed: int = 0):
+    """``n`` text items; returns their ids and a hidden truth (item id -> class)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    truth_list = rng.integers(0, len(classes), n)
+    res = store.add_items(dataset, [ItemIn(modality="text", text=f"{dataset} item {i}: about {classes[t]}")
+                                    for i, t in enumerate(truth_list)])
+    return res.ids, {i: int(t) for i, t in zip(res.ids, truth_list)}
+
+
+def add_gold(store: Store, truth: dict, ids) -> dict:
+    store.add_labels([LabelIn(item_id=i, label=truth[i], kind="gold", source="test-gold") for i in ids])
+    return {i: truth[i] for i in ids}
+
+
+@pytest.fixture
+def helpers():
+    """Plain helper functions (conftest modules cannot be imported under --import-mode=importlib)."""
+    return SimpleNamespace(add_text_items=add_text_items, add_gold=add_gold, start_copy=start_copy)

@@ -15,8 +15,6 @@ from labelloop.studio.server import StudioServer
 from labelloop.studio.sync import sync_annotations
 from labelloop.studio.team import CrowdTeam
 
-from studio_helpers import add_text_items
-from conftest import start_copy
 
 CLASSES = ["sports", "politics", "science", "music"]
 
@@ -37,13 +35,13 @@ class KillAfterFirstExport(StudioClient):
         return out
 
 
-def test_server_killed_mid_sync_then_resumes(studio_template, tmp_path, store):
+def test_server_killed_mid_sync_then_resumes(studio_template, tmp_path, store, helpers):
     dataset = "down"
-    ids, truth = add_text_items(store, dataset, 12, CLASSES, seed=5)
+    ids, truth = helpers.add_text_items(store, dataset, 12, CLASSES, seed=5)
     names = ["alice", "bob", "carol"]
     server = None
     try:
-        server = start_copy(studio_template, tmp_path / "studio")
+        server = helpers.start_copy(studio_template, tmp_path / "studio")
         port = server.port
         tokens = json.loads((server.studio_dir / "bots.json").read_text())
         items = store.items(dataset).set_index("id")
@@ -85,3 +83,41 @@ def test_server_that_exits_at_start_is_a_clear_error(tmp_path):
         server.start()
     assert server.pid is None  # stopped and forgotten
     assert "boom: cannot start" in server.log_path.read_text()
+
+
+def test_cli_studio_up_status_down(studio_template, tmp_path):
+    import os
+    import signal
+
+    import httpx
+    from typer.testing import CliRunner
+
+    from labelloop.cli import app
+
+    config = tmp_path / "labelloop.yaml"
+    config.write_text("dataset: {name: d, modality: text, classes: [a, b]}\ndata_dir: data\n")
+    StudioServer.copy_data(studio_template, tmp_path / "data" / "studio")
+    runner = CliRunner()
+    pid = None
+    try:
+        up = runner.invoke(app, ["studio", "up", "-c", str(config)])
+        assert up.exit_code == 0, up.output
+        info = json.loads((tmp_path / "data" / "studio" / "server.json").read_text())
+        pid = info["pid"]
+        assert f"Label Studio running at {info['url']}" in up.output
+        assert httpx.get(info["url"] + "/health").status_code == 200
+        creds = json.loads((tmp_path / "data" / "studio" / "credentials.json").read_text())
+        assert creds["password"] not in up.output and creds["token"] not in up.output
+        assert oct((tmp_path / "data" / "studio" / "credentials.json").stat().st_mode & 0o777) == "0o600"
+        again = runner.invoke(app, ["studio", "up", "-c", str(config)])  # already running: same server
+        assert f"(pid {pid})" in again.output
+        assert "Label Studio at" in runner.invoke(app, ["studio", "status", "-c", str(config)]).output
+        down = runner.invoke(app, ["studio", "down", "-c", str(config)])
+        assert "Label Studio stopped" in down.output
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        pid = None
+        assert "not running" in runner.invoke(app, ["studio", "status", "-c", str(config)]).output
+    finally:
+        if pid is not None:
+            os.killpg(pid, signal.SIGTERM)

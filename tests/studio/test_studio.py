@@ -18,7 +18,6 @@ from labelloop.studio.preannotate import to_prediction
 from labelloop.studio.sync import sync_annotations
 from labelloop.studio.team import CrowdTeam
 
-from studio_helpers import add_gold, add_text_items
 
 CLASSES = ["sports", "politics", "science", "music"]
 
@@ -66,9 +65,9 @@ def test_projects_from_config(studio):
         assert img["image"].startswith("data:image/png;base64,")
 
 
-def test_overlap_is_blind_and_adaptive(studio, store):
+def test_overlap_is_blind_and_adaptive(studio, store, helpers):
     dataset = "overlap"
-    ids, truth = add_text_items(store, dataset, 16, CLASSES, seed=1)
+    ids, truth = helpers.add_text_items(store, dataset, 16, CLASSES, seed=1)
     names = ["alice", "bob", "carol", "dave"]
     with studio.client() as admin:
         team = CrowdTeam(admin, dataset, "text", CLASSES, [bot_email(n) for n in names])
@@ -113,10 +112,10 @@ def test_overlap_is_blind_and_adaptive(studio, store):
             c.close()
 
 
-def test_gold_scoring_flags_the_bad_bot(studio, store):
+def test_gold_scoring_flags_the_bad_bot(studio, store, helpers):
     dataset = "gold"
-    ids, truth = add_text_items(store, dataset, 48, CLASSES, seed=2)
-    gold = add_gold(store, truth, ids[:12])
+    ids, truth = helpers.add_text_items(store, dataset, 48, CLASSES, seed=2)
+    gold = helpers.add_gold(store, truth, ids[:12])
     queue = ids[12:]
     names = ["alice", "bob", "carol", "spammer"]
     bots = {"alice": Bot("alice", 0.95, seed=1), "bob": Bot("bob", 0.9, seed=2), "carol": Bot("carol", 0.9, seed=3),
@@ -140,9 +139,9 @@ def test_gold_scoring_flags_the_bad_bot(studio, store):
     assert agg.gold_accuracy_.loc[bot_email("alice"), "accuracy"] >= 0.6
 
 
-def test_sync_is_idempotent_append_only_and_quarantines(studio, store, caplog):
+def test_sync_is_idempotent_append_only_and_quarantines(studio, store, caplog, helpers):
     dataset = "sync"
-    ids, truth = add_text_items(store, dataset, 10, CLASSES, seed=3)
+    ids, truth = helpers.add_text_items(store, dataset, 10, CLASSES, seed=3)
     names = ["alice", "bob"]
     bots = {n: Bot(n, 1.0) for n in names}
     with studio.client() as admin:
