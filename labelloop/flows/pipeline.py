@@ -30,7 +30,7 @@ def _notify(stage: str, event: str) -> None:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
-    """Run one turn of the loop: import → model → report."""
+    """Run one turn of the loop: import → crowd → model → report."""
     config = load_config(config_path)  # fail on a bad config before anything runs
     _, store = open_stage(config_path)
     run_id = store.start_run("pipeline", config.dataset.name, {"config": str(config_path)}, run_id=run_id)
