@@ -79,7 +79,7 @@ def main() -> None:
         truth = dict(zip(ids, truth_arr.tolist()))
         texts = {i: f"item {k}" for k, i in enumerate(ids)}
         t0 = time.perf_counter()
-        server = StudioServer(tmp / "studio").start()
+        server = StudioServer(tmp / "studio", startup_timeout=900).start()
         print(f"Label Studio up (fresh data dir) in {time.perf_counter() - t0:.1f} s at {server.url}")
         try:
             admin = server.client(timeout=300)

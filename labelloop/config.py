@@ -199,6 +199,9 @@ class CrowdConfig(Section):
                                      description="Annotators below this gold accuracy are flagged and excluded.")
     gold_min_answers: int = Field(default=3, ge=1, description="Gold answers needed before flagging.")
     batch_size: int = Field(default=200, ge=1, description="Most new queue items pushed per run.")
+    seed_queue: int = Field(
+        default=0, ge=0, description="When the crowd queue is empty, queue this many items that have no "
+        "gold/expert/crowd label (demo without a routing stage).")
     hide_predictions_from_crowd: bool = Field(default=True, description="Leave pre-annotations out of crowd tasks.")
     instructions: str = Field(default="", description="Shown to the crowd (HTML allowed).")
     expert_instructions: str = Field(default="", description="Shown to experts.")

@@ -23,7 +23,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
-from labelloop.exceptions import LabelStudioError
+from labelloop.exceptions import ConfigError, LabelStudioError
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_image, publish_markdown, publish_table
 from labelloop.flows.context import open_stage
 from labelloop.labeling.agreement import fleiss_kappa, kappa_heatmap, kappa_matrix, krippendorff_alpha, throughput
@@ -106,6 +106,11 @@ def _latest_probs(store: Store, dataset: str) -> tuple[dict[int, np.ndarray], st
     return probs, str(last["source"].iloc[-1])
 
 
+def _queued(store: Store, dataset: str) -> pd.DataFrame:
+    queued = store.tasks(dataset, queue="crowd", state="queued")
+    return queued[queued["annotator"].isna()]
+
+
 @task(retries=2, retry_delay_seconds=5, name="crowd-push", cache_policy=NO_CACHE)
 def push_task(config: LabelloopConfig, store: Store, client: StudioClient, run_id: str) -> dict[str, Any]:
     """Create projects, plan the round (gold mixed in) and push it; record the tasks in the store."""
@@ -114,8 +119,13 @@ def push_task(config: LabelloopConfig, store: Store, client: StudioClient, run_i
     team = CrowdTeam(client, ds.name, ds.modality, ds.classes, annotators, instructions=c.instructions,
                      show_predictions=not c.hide_predictions_from_crowd)
     state = team.state()
-    queued = store.tasks(ds.name, queue="crowd", state="queued")
-    queued = queued[queued["annotator"].isna()].head(c.batch_size)
+    queued = _queued(store, ds.name)
+    if queued.empty and c.seed_queue and not store.tasks(ds.name, queue="crowd").shape[0]:
+        labeled = set(store.labels(ds.name, kinds=["gold", "expert", "crowd"], decode=False)["item_id"])
+        free = [int(i) for i in store.items(ds.name, columns=["id"])["id"] if int(i) not in labeled]
+        store.add_tasks([TaskIn(item_id=i, queue="crowd", run_id=run_id) for i in free[: c.seed_queue]])
+        queued = _queued(store, ds.name)
+    queued = queued.head(c.batch_size)
     gold_rows = store.labels(ds.name, kinds=["gold"], decode=False)
     gold = {int(i): int(l) for i, l in zip(gold_rows["item_id"], gold_rows["label"]) if l >= 0}
     probs, version = _latest_probs(store, ds.name)
@@ -170,7 +180,10 @@ def bots_task(config: LabelloopConfig, store: Store, client: StudioClient) -> in
     tokens = ensure_bot_accounts(client, [b.name for b in c.bots], config.data_path / "studio")
     projects = {r.annotator: r for r in find_projects(client, ds.name, "crowd")}
     answered = 0
-    for b in c.bots:
+    for n, b in enumerate(c.bots):
+        unknown = [x for pair in b.confusions.items() for x in pair if x not in ds.classes]
+        if unknown:
+            raise ConfigError(f"crowd.bots[{n}].confusions: {unknown[0]!r} is not one of dataset.classes {ds.classes}")
         conf = {ds.classes.index(k): ds.classes.index(v) for k, v in b.confusions.items()}
         bot = Bot(b.name, b.accuracy, conf, b.confusion_share, seed=config.training.seed)
         ref = projects.get(bot.email)

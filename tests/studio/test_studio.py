@@ -279,3 +279,31 @@ def test_crowd_flow_round_under_prefect(studio, tmp_path, monkeypatch, prefect_h
         for secret in secrets_:
             assert secret not in str(art.data) and secret[-24:] not in str(art.data)
     store.close()
+
+
+def test_preannotations_and_expert_rows(studio, store, helpers):
+    dataset = "expertq"
+    ids, truth = helpers.add_text_items(store, dataset, 4, CLASSES, seed=9)
+    probs = {i: np.eye(4)[truth[i]] * 0.6 + 0.1 for i in ids}
+    preds = {i: to_prediction(p, CLASSES, "text", "committee-7") for i, p in probs.items()}
+    with studio.client() as admin:
+        shown = CrowdTeam(admin, dataset, "text", CLASSES, [bot_email("alice")], show_predictions=True)
+        shown.push(ids[:2], text_content(store, dataset), OverlapPolicy(1, 1), predictions=preds)
+        tasks = admin.tasks(shown.projects()[bot_email("alice")].id)
+        got = {t["data"][ITEM_KEY]: t["predictions"][0] for t in tasks}
+        assert set(got) == set(ids[:2])
+        for item, p in got.items():
+            assert p["model_version"] == "committee-7" and p["score"] == pytest.approx(0.7)
+            assert p["result"][0]["value"]["choices"] == [CLASSES[truth[item]]]
+
+        expert = ensure_project(admin, dataset=dataset, role="expert", modality="text", classes=CLASSES)
+        admin.import_tasks(expert.id, [{"data": {"text": "x", ITEM_KEY: i}, "predictions": [preds[i]]} for i in ids[2:]])
+        for t in admin.tasks(expert.id):
+            admin.create_annotation(t["id"], [{"from_name": "label", "to_name": "text", "type": "choices",
+                                               "value": {"choices": [CLASSES[truth[t["data"][ITEM_KEY]]]]}}])
+        report = sync_annotations(admin, store, dataset, CLASSES)
+    assert report.added == 2
+    rows = store.labels(dataset, kinds=["expert"])
+    assert sorted(rows["item_id"]) == sorted(ids[2:])
+    assert set(rows["source"]) == {studio.credentials.email}
+    assert all(rows["label"].to_numpy() == rows["item_id"].map(truth).to_numpy())
