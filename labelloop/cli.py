@@ -121,6 +121,11 @@ def demo(
     console.print(f"[green]demo turn {result.get('run_id')} completed[/]; see `labelloop status -c {config_path}`")
 
 
+from labelloop.studio.cli import app as _studio_app  # noqa: E402
+
+app.add_typer(_studio_app, name="studio")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -32,6 +32,7 @@ __all__ = [
     "WeakConfig",
     "LFConfig",
     "CrowdConfig",
+    "BotConfig",
     "SelectionConfig",
     "SelfTrainingConfig",
     "ScheduleConfig",
@@ -352,10 +353,66 @@ class WeakConfig(Section):
                 )
 
 
+class BotConfig(Section):
+    """A simulated annotator (demo, tests, benchmarks): a real Label Studio user answering from the truth."""
+
+    name: str = Field(description="Account `<name>@bots.labelloop.example.org`.")
+    accuracy: float = Field(default=0.9, ge=0.0, le=1.0, description="Probability of the true class.")
+    confusions: dict[str, str] = Field(
+        default_factory=dict, description="True class name -> class most of its errors go to.")
+    confusion_share: float = Field(default=0.8, ge=0.0, le=1.0, description="Share of errors sent there.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(f"must be letters, digits, '_', '.' or '-' (got {value!r})")
+        return value
+
+
 class CrowdConfig(Section):
     """Crowd and expert labeling in Label Studio."""
 
     enabled: bool = False
+    url: str | None = Field(
+        default=None, description="A Label Studio already running; default: the one `labelloop up` starts "
+        "under `<data_dir>/studio`.")
+    token_secret: str = Field(
+        default="labelloop-label-studio-token",
+        description="Prefect Secret block holding the admin token when env LABELLOOP_LS_TOKEN is unset.")
+    annotators: list[str] = Field(default_factory=list, description="Emails of the crowd (people).")
+    bots: list[BotConfig] = Field(default_factory=list, description="Simulated annotators.")
+    experts: list[str] = Field(default_factory=list, description="Emails of experts (informational).")
+    overlap: int = Field(default=3, ge=1, description="k: the most annotators an item gets.")
+    initial_overlap: int = Field(default=2, ge=1, description="Annotators asked first; more only on disagreement.")
+    model_agreement: bool = Field(
+        default=False, description="One annotator agreeing with the committee settles an item.")
+    gold_rate: float = Field(default=0.1, ge=0.0, lt=1.0, description="Share of each person's tasks that are gold.")
+    gold_min_accuracy: float = Field(default=0.7, ge=0.0, le=1.0,
+                                     description="Annotators below this gold accuracy are flagged and excluded.")
+    gold_min_answers: int = Field(default=3, ge=1, description="Gold answers needed before flagging.")
+    batch_size: int = Field(default=200, ge=1, description="Most new queue items pushed per run.")
+    seed_queue: int = Field(
+        default=0, ge=0, description="When the crowd queue is empty, queue this many items that have no "
+        "gold/expert/crowd label (demo without a routing stage).")
+    hide_predictions_from_crowd: bool = Field(default=True, description="Leave pre-annotations out of crowd tasks.")
+    instructions: str = Field(default="", description="Shown to the crowd (HTML allowed).")
+    expert_instructions: str = Field(default="", description="Shown to experts.")
+    aggregator: Literal["dawid_skene", "majority"] = "dawid_skene"
+    wait_seconds: float = Field(default=0.0, ge=0.0, description="How long the flow waits for answers after a push.")
+
+    @model_validator(mode="after")
+    def _enough_people(self) -> "CrowdConfig":
+        if self.initial_overlap > self.overlap:
+            raise ValueError(f"initial_overlap must be <= overlap={self.overlap} (got {self.initial_overlap})")
+        people = len(self.annotators) + len(self.bots)
+        if self.enabled and people < self.overlap:
+            raise ValueError(f"overlap={self.overlap} needs at least {self.overlap} annotators and bots (got {people})")
+        names = [b.name for b in self.bots]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"bots: names must be distinct (repeated: {', '.join(dupes)})")
+        return self
 
 
 class SelectionConfig(Section):
