@@ -195,7 +195,15 @@ def down(config: LabelloopConfig) -> list[str]:
 
 async def _prefect_status(api_url: str, dataset: str, runs_per_deployment: int) -> dict[str, Any]:
     from prefect.client.orchestration import PrefectClient
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags, FlowRunFilter, FlowRunFilterDeploymentId
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterTags,
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
     async with PrefectClient(api=api_url) as client:
@@ -204,21 +212,32 @@ async def _prefect_status(api_url: str, dataset: str, runs_per_deployment: int) 
         )
         rows = []
         for deployment in sorted(deployments, key=lambda d: d.name):
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id])),
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-                limit=runs_per_deployment + 3,
+            by_deployment = FlowRunFilterDeploymentId(any_=[deployment.id])
+            # Past and running runs, newest first; then the next scheduled one (an every-minute
+            # cron has a hundred runs scheduled ahead, which must not hide what happened).
+            happened = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=by_deployment,
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED])),
+                ),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=runs_per_deployment,
             )
-            # Future scheduled runs come first in this order; show what has happened.
-            happened = [r for r in runs if r.state_type is not None and r.state_type.value != "SCHEDULED"]
-            upcoming = [r for r in runs if r.state_type is not None and r.state_type.value == "SCHEDULED"]
+            upcoming = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=by_deployment,
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=1,
+            )
             rows.append({
                 "deployment": deployment.name,
                 "schedule": ", ".join(getattr(s.schedule, "cron", None) or str(s.schedule) for s in deployment.schedules) or "-",
                 "last_runs": [
                     {"name": r.name, "state": r.state_name,
                      "start": r.start_time.isoformat() if r.start_time else None}
-                    for r in happened[:runs_per_deployment]
+                    for r in happened
                 ],
                 "next": min((r.expected_start_time for r in upcoming), default=None),
             })
