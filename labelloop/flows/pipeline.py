@@ -17,7 +17,7 @@ from labelloop.flows.importing import import_flow
 from labelloop.flows.model import model_flow
 from labelloop.flows.report import report_flow
 from labelloop.flows.summary import summary_flow
-from labelloop.ops.runner import turn_task_runner
+from labelloop.ops.runner import quiet_subflows, turn_task_runner
 
 __all__ = ["pipeline", "STAGE_LISTENERS"]
 
@@ -41,6 +41,7 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
     runner_scope = contextlib.ExitStack()
     try:
         runner = runner_scope.enter_context(turn_task_runner(config.runner))
+        runner_scope.enter_context(quiet_subflows())
         stages: list[tuple[str, Callable[..., dict]]] = [
             ("import", import_flow),
             ("model", model_flow),

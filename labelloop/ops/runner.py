@@ -19,7 +19,7 @@ from typing import Any
 from labelloop.config import RunnerConfig
 from labelloop.exceptions import ConfigError
 
-__all__ = ["turn_task_runner"]
+__all__ = ["turn_task_runner", "quiet_subflows"]
 
 
 def _dask_runner_class() -> Any:
@@ -54,3 +54,18 @@ def turn_task_runner(runner: RunnerConfig) -> Iterator[Any | None]:
         **where,
     ) as cluster:
         yield DaskTaskRunner(address=cluster.scheduler_address)
+
+
+@contextlib.contextmanager
+def quiet_subflows() -> Iterator[None]:
+    """No heartbeat threads for the stage sub-flows of a turn.
+
+    A sync flow run starts a heartbeat thread and joins it on exit, which costs
+    up to a second per flow (it sleeps in 1 s steps). Heartbeats let the server
+    mark a run as crashed when its process dies; stage sub-flows run in the
+    turn's own process, whose run keeps its heartbeat, so theirs add nothing.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
