@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -28,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 _TMP = Path(tempfile.mkdtemp(prefix="labelloop-bench-orch-"))
 os.environ["PREFECT_HOME"] = str(_TMP / "prefect-home")
@@ -40,12 +40,7 @@ os.environ.pop("PREFECT_API_URL", None)
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-
-def write_results(name: str, rows: list[dict]) -> Path:
-    out = ROOT / "bench" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
-    return out
+from _common import write_results  # noqa: E402
 
 
 def noop(x: int) -> int:
