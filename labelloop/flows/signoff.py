@@ -35,8 +35,22 @@ class SignOffResult:
     asked: bool
 
 
-def request_signoff(config: LabelloopConfig, topic: str, details_markdown: str) -> SignOffResult:
-    """Ask for an expert's approval of ``topic`` (details published as an artifact first)."""
+def request_signoff(
+    config: LabelloopConfig, topic: str, details_markdown: str, poll_interval_s: int = 10
+) -> SignOffResult:
+    """Ask for an expert's approval of ``topic`` (details published as an artifact first).
+
+    Parameters
+    ----------
+    config : LabelloopConfig
+        ``schedule.signoff`` turns the pause on; ``schedule.signoff_timeout_s`` bounds it.
+    topic : str
+        What is to be approved, e.g. ``"pseudo-labels"``; part of the artifact key.
+    details_markdown : str
+        What the expert needs to decide (counts, examples, links).
+    poll_interval_s : int, default=10
+        How often the paused run checks for an answer.
+    """
     if not config.schedule.signoff:
         return SignOffResult(approved=True, comment="sign-off disabled (schedule.signoff: false)", asked=False)
     key = artifact_key(config.dataset.name, f"signoff-{topic}")
@@ -47,5 +61,6 @@ def request_signoff(config: LabelloopConfig, topic: str, details_markdown: str) 
         wait_for_input=SignOff.with_initial_data(description=f"Approve **{topic}**? See artifact `{key}`."),
         timeout=config.schedule.signoff_timeout_s,
         key=f"signoff-{topic}",
+        poll_interval=poll_interval_s,
     )
     return SignOffResult(approved=bool(answer.approve), comment=answer.comment, asked=True)

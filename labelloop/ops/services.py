@@ -86,6 +86,17 @@ def current_api_url(config: LabelloopConfig) -> str | None:
     return state.server.api_url if state.server and state.server.running() else None
 
 
+def require_studio():
+    """``labelloop.studio.server``, or a ServiceError saying where it comes from."""
+    module = _studio_module()
+    if module is None:
+        raise ServiceError(
+            "Label Studio: labelloop.studio.server is not in this checkout (it comes with the crowd stage); "
+            "run `labelloop up --no-studio`, or update labelloop"
+        )
+    return module
+
+
 def _studio_module():
     """``labelloop.studio.server`` when this checkout has it (the crowd stage), else None."""
     if importlib.util.find_spec("labelloop.studio") is None:
@@ -116,6 +127,8 @@ def up(
     server_env, worker_env : dict, optional
         Extra environment (e.g. faster scheduler loops in tests).
     """
+    want_studio = config.crowd.enabled if studio is None else studio
+    studio_module = require_studio() if want_studio else None  # fail before starting anything
     data = config.data_path
     data.mkdir(parents=True, exist_ok=True)
     state = ServiceState.load(config)
@@ -146,14 +159,8 @@ def up(
         state.worker = current
         state.save(config)
 
-    want_studio = config.crowd.enabled if studio is None else studio
-    if want_studio:
-        module = _studio_module()
-        if module is None:
-            raise ServiceError(
-                "Label Studio: labelloop.studio.server is not in this checkout (it comes with the crowd stage); "
-                "run `labelloop up --no-studio`, or update labelloop"
-            )
+    if studio_module is not None:
+        module = studio_module
         studio_dir = data / "studio"
         running = module.StudioServer.running(studio_dir)
         if running is None:

@@ -141,3 +141,56 @@ def test_cache_on_keys_on_the_named_parameters_only(ops_prefect, tmp_path):
         cache_on("nope")(None, {"version": "v1"})
     with pytest.raises(TypeError, match=r"cache_on: parameter of type object cannot be a cache key"):
         cache_on("version")(None, {"version": object()})
+
+
+def test_studio_is_required_before_anything_starts(tmp_path):
+    import importlib.util
+
+    from labelloop.ops import up
+    from labelloop.ops.services import state_path
+
+    config = _config(tmp_path, {})
+    if importlib.util.find_spec("labelloop.studio") is None:
+        with pytest.raises(ServiceError, match=r"Label Studio: labelloop.studio.server is not in this checkout .*--no-studio"):
+            up(config, studio=True)
+        assert not state_path(config).exists()  # no Prefect server was started on the way
+    else:
+        from labelloop.ops.services import require_studio
+
+        assert hasattr(require_studio(), "StudioServer")
+
+
+def test_signoff_pauses_until_an_expert_answers(ops_prefect):
+    import threading
+    import time as _time
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+    from prefect.runtime import flow_run
+
+    from labelloop.flows.signoff import request_signoff
+
+    config = parse_config({**BASE, "schedule": {"signoff": True, "signoff_timeout_s": 120}}, "x.yaml")
+    run_ids: list = []
+
+    @flow
+    def needs_signoff():
+        run_ids.append(flow_run.id)
+        return request_signoff(config, "pseudo-labels", "412 pseudo-labels from teacher `abc`", poll_interval_s=1)
+
+    def expert():
+        deadline = _time.monotonic() + 90
+        while _time.monotonic() < deadline:
+            if run_ids:
+                with get_client(sync_client=True) as client:
+                    if client.read_flow_run(run_ids[0]).state.is_paused():
+                        resume_flow_run(run_ids[0], run_input={"approve": False, "comment": "teacher overfits"})
+                        return
+            _time.sleep(0.5)
+
+    answering = threading.Thread(target=expert, daemon=True)
+    answering.start()
+    result = needs_signoff()
+    answering.join(timeout=5)
+    assert (result.approved, result.comment, result.asked) == (False, "teacher overfits", True)
