@@ -36,6 +36,8 @@ __all__ = [
     "SelectionConfig",
     "SelfTrainingConfig",
     "ScheduleConfig",
+    "RunnerConfig",
+    "CostConfig",
     "EvaluationConfig",
     "CollectConfig",
     "load_config",
@@ -478,17 +480,107 @@ class SelfTrainingConfig(Section):
         return self
 
 
-class ScheduleConfig(Section):
-    """Cron schedules of the deployments (standard 5-field cron)."""
+def _check_cron(value: str | None) -> str | None:
+    if value is not None and len(value.split()) != 5:
+        raise ValueError(f"must be a 5-field cron expression (got {value!r})")
+    return value
 
-    pipeline: str | None = Field(default=None, description="Cron of a full loop turn, e.g. `0 2 * * *`.")
+
+class RunnerConfig(Section):
+    """Where the pipeline's tasks run: in the flow's threads, or on a Dask cluster."""
+
+    kind: Literal["default", "dask"] = Field(
+        default="default", description="`default`: Prefect's thread pool; `dask`: a DaskTaskRunner (needs `prefect-dask`)."
+    )
+    address: str | None = Field(
+        default=None, description="An existing Dask scheduler, e.g. `tcp://10.0.0.5:8786`; unset: a local cluster per turn."
+    )
+    n_workers: int = Field(default=2, ge=1, description="Workers of the local Dask cluster.")
+    threads_per_worker: int = Field(default=1, ge=1, description="Threads per local Dask worker.")
+    processes: bool = Field(
+        default=True, description="Local Dask workers as processes (true) or threads of this process (false)."
+    )
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> "RunnerConfig":
+        if self.address is not None and self.kind != "dask":
+            raise ValueError(f"address is set ({self.address!r}) but kind is {self.kind!r}; set kind: dask")
+        if self.address is not None and not re.match(r"^(tcp|tls|inproc|ucx)://", self.address):
+            raise ValueError(f"address must be a Dask scheduler URL such as tcp://host:8786 (got {self.address!r})")
+        return self
+
+
+class CostConfig(Section):
+    """What one label of each source kind costs, for the turn summary's cost per accuracy point."""
+
+    gold: float = Field(default=0.0, ge=0.0)
+    expert: float = Field(default=1.0, ge=0.0, description="Cost of one expert label (any currency or unit).")
+    crowd: float = Field(default=0.1, ge=0.0, description="Cost of one crowd annotation.")
+    weak: float = Field(default=0.0, ge=0.0)
+    pseudo: float = Field(default=0.0, ge=0.0)
+    model: float = Field(default=0.0, ge=0.0)
+    annotator: float = Field(default=0.1, ge=0.0)
+    unit: str = Field(default="$", description="Shown next to costs in reports.")
+
+
+class ScheduleConfig(Section):
+    """Cron schedules of the deployments (standard 5-field cron) and how scheduled runs behave.
+
+    A stage left unset has a deployment without a schedule (run it from the UI or
+    ``prefect deployment run``).
+    """
+
+    pipeline: str | None = Field(default=None, description="Cron of a full loop turn, e.g. `0 2 * * *` (nightly).")
+    stages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Cron per stage deployment, e.g. `{collect: '0 * * * *', crowd: '*/10 * * * *'}`.",
+    )
     timezone: str = "UTC"
+    work_pool: str = Field(default="labelloop", description="Process work pool the deployments run on.")
+    signoff: bool = Field(
+        default=False,
+        description="Pause for an expert's sign-off in the UI where a stage asks for it (off for unattended runs).",
+    )
+    signoff_timeout_s: int = Field(default=3600, ge=10, description="How long a sign-off waits before the run fails.")
+    prefect_database_url: str | None = Field(
+        default=None,
+        description="Prefect's own database for `labelloop up`, e.g. `postgresql+asyncpg://user@host/prefect`; "
+        "default SQLite under the data dir.",
+    )
 
     @field_validator("pipeline")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and len(value.split()) != 5:
-            raise ValueError(f"must be a 5-field cron expression (got {value!r})")
+        return _check_cron(value)
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_crons(cls, value: dict[str, str]) -> dict[str, str]:
+        for stage, cron in value.items():
+            if not _NAME_RE.match(stage):
+                raise ValueError(f"stage name must be letters, digits, '_', '.' or '-' (got {stage!r})")
+            try:
+                _check_cron(cron)
+            except ValueError as exc:
+                raise ValueError(f"{stage}: {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"must be an IANA time zone such as UTC or Europe/Paris (got {value!r})") from None
+        return value
+
+    @field_validator("prefect_database_url")
+    @classmethod
+    def _prefect_db(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(f"must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL (got {value!r})")
         return value
 
 
@@ -720,6 +812,8 @@ class LabelloopConfig(Section):
     self_training: SelfTrainingConfig = Field(default_factory=SelfTrainingConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    costs: CostConfig = Field(default_factory=CostConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     collect: CollectConfig = Field(default_factory=CollectConfig)
 

@@ -5,6 +5,7 @@ Adding a stage is adding a module under ``labelloop/flows`` and one call here.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,9 @@ from labelloop.flows.importing import import_flow
 from labelloop.flows.training import training_flow
 from labelloop.flows.report import report_flow
 from labelloop.flows.route import route_flow
+from labelloop.flows.summary import summary_flow
 from labelloop.flows.weak import weak_flow
+from labelloop.ops.runner import quiet_subflows, turn_task_runner
 
 __all__ = ["pipeline", "STAGE_LISTENERS"]
 
@@ -42,7 +45,11 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
     _, store = open_stage(config_path)
     run_id = store.start_run("pipeline", config.dataset.name, {"config": str(config_path)}, run_id=run_id)
     summaries: dict[str, Any] = {}
+    # One task runner for the turn (runner section): Prefect's threads, or one Dask cluster for every stage.
+    runner_scope = contextlib.ExitStack()
     try:
+        runner = runner_scope.enter_context(turn_task_runner(config.runner))
+        runner_scope.enter_context(quiet_subflows())
         stages: list[tuple[str, Callable[..., dict]]] = [
             ("import", import_flow),
             ("weak", weak_flow),
@@ -54,15 +61,20 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
             stages.insert(0, ("collect", collect_flow))
         for name, stage in stages:
             _notify(name, "start")
+            if runner is not None:
+                stage = stage.with_options(task_runner=runner)
             summaries[name] = stage(config_path, run_id)
             _notify(name, "end")
         _notify("report", "start")
         summaries["report"] = report_flow(config_path, run_id, {k: v for k, v in summaries.items()})
         _notify("report", "end")
+        summaries["summary"] = summary_flow(config_path, run_id, {k: v for k, v in summaries.items()})
     except BaseException:
+        runner_scope.close()
         store.finish_run(run_id, "failed", {k: _jsonable(v) for k, v in summaries.items()})
         store.close()
         raise
+    runner_scope.close()
     store.finish_run(run_id, "completed", {k: _jsonable(v) for k, v in summaries.items()})
     store.close()
     return {"run_id": run_id, **summaries}
