@@ -27,7 +27,7 @@ from labelloop.config import CollectConfig, SiteConfig
 from labelloop.exceptions import CrawlError
 from labelloop.scrape.extract import LinkRules, extract_page
 from labelloop.scrape.fetch import Fetcher, FetchResult, make_client
-from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate, _sqlite_pragmas
+from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate, sqlite_pragmas
 from labelloop.scrape.items import CollectedItem, ImageStore, text_hash
 from labelloop.scrape.politeness import Politeness
 from labelloop.scrape.robots import RobotsCache
@@ -146,7 +146,7 @@ class Crawler:
         self.collect = collect
         if isinstance(db, str):
             db = create_engine(db)
-            _sqlite_pragmas(db)
+            sqlite_pragmas(db)
         self.engine = db
         self.data_dir = Path(data_dir)
         self.sink = sink

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -95,7 +96,8 @@ class FrontierUpdate:
     last_modified: str | None = None
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def sqlite_pragmas(engine: Engine) -> None:
+    """WAL, NORMAL sync and a busy time-out on every new SQLite connection of ``engine``."""
     if engine.dialect.name != "sqlite":
         return
 
@@ -123,7 +125,7 @@ class Frontier:
     def __init__(self, engine_or_url: Engine | str, crawl: str) -> None:
         if isinstance(engine_or_url, str):
             engine_or_url = create_engine(engine_or_url)
-            _sqlite_pragmas(engine_or_url)
+            sqlite_pragmas(engine_or_url)
         self.engine = engine_or_url
         self.crawl = crawl
 
@@ -184,8 +186,6 @@ class Frontier:
                     [{"sha256": s, "phash": f"{p:016x}"} for s, p in image_hashes],
                 )
             if updates:
-                from sqlalchemy import bindparam
-
                 statement = (
                     update(frontier_table)
                     .where(frontier_table.c.crawl == self.crawl, frontier_table.c.url == bindparam("u_url"))
