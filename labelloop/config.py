@@ -331,7 +331,7 @@ class WeakConfig(Section):
         "dawid_skene (a confusion matrix per LF; for LFs that vote several classes), majority."
     )
     n_iter: int = Field(default=100, ge=1, description="Maximum EM iterations of the label model.")
-    smoothing: float = Field(default=1.0, ge=0.0, description="Dirichlet pseudo-count of the confusion matrices.")
+    smoothing: float = Field(default=1.0, ge=0.0, description="Dirichlet pseudo-count per confusion row and class prior (spread over its cells).")
     use_gold: bool = Field(default=True, description="Anchor the label model on items with gold/expert labels.")
     batch_size: int = Field(default=2048, ge=1, description="Items per applier batch.")
     n_jobs: int = Field(default=1, ge=1, description="Worker processes for large item sets (>= 20,000 items).")
