@@ -235,7 +235,9 @@ class TrainingConfig(Section):
     parallel_folds: int | None = Field(
         default=None, ge=1, description="Folds per batched network (and per Prefect task); default: automatic."
     )
-    n_jobs: int | None = Field(default=None, ge=1, description="CPU workers; default torch's thread count.")
+    n_jobs: int | None = Field(
+        default=None, ge=1, description="CPU workers (one torch thread each) splitting the folds; default 1."
+    )
 
     @field_validator("class_weight")
     @classmethod
