@@ -305,6 +305,7 @@ class _Design:
         A = votes.incidence()
         self.covered = np.diff(A.indptr) > 0
         if extra is not None:
+            self.covered |= extra.sum(1) > 0  # the extra source's opinion counts as coverage
             A = sparse.hstack([A, sparse.csr_matrix(extra)], format="csr")
         gold = np.full(votes.n_items, -1, dtype=np.int64)
         gold[gold_idx] = gold_lab

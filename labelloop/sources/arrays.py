@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from labelloop.exceptions import ImportDataError
-from labelloop.sources.base import ImportReport
-from labelloop.store import ItemIn, LabelIn, Store
+from labelloop.sources.base import ImportReport, store_imported
+from labelloop.store import ItemIn, Store
 
 __all__ = ["encode_array", "decode_array", "import_arrays"]
 
@@ -54,17 +54,11 @@ def import_arrays(
     for row in range(len(X)):
         external = str(ids[row]) if ids is not None else f"{name}:{row}"
         items.append(ItemIn(modality=modality, payload=encode_array(X[row]), external_id=external, meta={"row": row}))
-    added = store.add_items(dataset, items, provenance_id=provenance)
-    report.added, report.existing = added.added, added.existing
+    labels: list[int | None] = [None] * len(X)
     if y is not None:
-        rows = []
-        for row, (item_id, label) in enumerate(zip(added.ids, y)):
-            label = int(label)
+        for row, label in enumerate(y.tolist()):
             if label < -1 or label >= len(classes):
                 report.warn(f"{path}: y[{row}] = {label} is not a class id in 0..{len(classes) - 1}; imported unlabeled")
-                continue
-            if label >= 0:
-                rows.append(LabelIn(item_id, label, "gold", name, confidence=1.0, run_id=run_id,
-                                    dedupe_key=f"gold:{name}:{item_id}"))
-        report.labels_added = store.add_labels(rows)
-    return report
+            elif label >= 0:
+                labels[row] = int(label)
+    return store_imported(store, dataset, items, labels, report, provenance, run_id)

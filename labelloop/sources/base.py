@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from labelloop.store import ItemIn, LabelIn, Store
 
 logger = logging.getLogger("labelloop.sources")
 
-__all__ = ["ImportReport"]
+__all__ = ["ImportReport", "store_imported"]
 
 
 @dataclass
@@ -35,3 +38,25 @@ class ImportReport:
             "labels_added": self.labels_added,
             "skipped": self.skipped,
         }
+
+
+def store_imported(
+    store: Store,
+    dataset: str,
+    items: Sequence[ItemIn],
+    labels: Sequence[int | None],
+    report: ImportReport,
+    provenance_id: int,
+    run_id: str | None,
+) -> ImportReport:
+    """Add the items, then their known classes as gold rows (one per item and source, ever)."""
+    added = store.add_items(dataset, items, provenance_id=provenance_id)
+    report.added, report.existing = added.added, added.existing
+    rows = [
+        LabelIn(item_id, label, "gold", report.source, confidence=1.0, run_id=run_id,
+                dedupe_key=f"gold:{report.source}:{item_id}")
+        for item_id, label in zip(added.ids, labels)
+        if label is not None
+    ]
+    report.labels_added = store.add_labels(rows)
+    return report

@@ -8,8 +8,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from labelloop.exceptions import ImportDataError
-from labelloop.sources.base import ImportReport
-from labelloop.store import ItemIn, LabelIn, Store, content_hash
+from labelloop.sources.base import ImportReport, store_imported
+from labelloop.store import ItemIn, Store, content_hash
 
 __all__ = ["IMAGE_SUFFIXES", "verify_image", "import_image_folder"]
 
@@ -83,12 +83,4 @@ def import_image_folder(
                 )
             )
             labels.append(label)
-    added = store.add_items(dataset, items, provenance_id=provenance)
-    report.added, report.existing = added.added, added.existing
-    rows = [
-        LabelIn(item_id, label, "gold", name, confidence=1.0, run_id=run_id, dedupe_key=f"gold:{name}:{item_id}")
-        for item_id, label in zip(added.ids, labels)
-        if label is not None
-    ]
-    report.labels_added = store.add_labels(rows)
-    return report
+    return store_imported(store, dataset, items, labels, report, provenance, run_id)

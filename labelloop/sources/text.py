@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from labelloop.exceptions import ImportDataError
-from labelloop.sources.base import ImportReport
-from labelloop.store import ItemIn, LabelIn, Store
+from labelloop.sources.base import ImportReport, store_imported
+from labelloop.store import ItemIn, Store
 
 __all__ = ["read_records", "import_text_file"]
 
@@ -88,12 +88,4 @@ def import_text_file(
             labels.append(label)
     except UnicodeDecodeError as exc:
         report.warn(f"{path}: not UTF-8 text ({exc.reason}); rows after the fault are skipped")
-    added = store.add_items(dataset, items, provenance_id=provenance)
-    report.added, report.existing = added.added, added.existing
-    rows = [
-        LabelIn(item_id, label, "gold", name, confidence=1.0, run_id=run_id, dedupe_key=f"gold:{name}:{item_id}")
-        for item_id, label in zip(added.ids, labels)
-        if label is not None
-    ]
-    report.labels_added = store.add_labels(rows)
-    return report
+    return store_imported(store, dataset, items, labels, report, provenance, run_id)

@@ -8,8 +8,9 @@ Rule, for every item of a dataset:
    wins (default gold > expert > crowd > weak > pseudo > model);
 3. within that kind the newest standing opinion wins.
 
-The database does steps 1–3 in one grouped query and streams only the winners
-back in chunks, so memory stays bounded by the output arrays.
+The database does steps 1–3 in one grouped query over a covering index and
+streams only the winners back in chunks; their probabilities are then read by
+row id, so memory stays bounded by the output arrays.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 
 from labelloop.exceptions import StoreError
 
@@ -66,20 +67,20 @@ def _rank_case(precedence: list[str]) -> str:
     return f"CASE kind {whens} END"
 
 
-def _sqlite_query(precedence: list[str]) -> str:
+def _sqlite_query(precedence: list[str], filter_dataset: bool) -> str:
     kinds = ", ".join(f"'{k}'" for k in precedence)
+    only = "AND item_id IN (SELECT id FROM items WHERE dataset = :dataset)" if filter_dataset else ""
+    # The inner GROUP BY scans the covering index (item_id, kind, source, id, label) in order;
     # SQLite returns the bare columns of the row that holds MAX()/MIN() in each group.
     return f"""
-        SELECT item_id, rank, label, confidence, probs, MIN(rank * 1099511627776 - id) AS score
+        SELECT item_id, rank, label, MIN(rank * 1099511627776 - id) AS score, id
         FROM (
-            SELECT l.item_id AS item_id, {_rank_case(precedence)} AS rank, l.label AS label,
-                   l.confidence AS confidence, l.probs AS probs, MAX(l.id) AS id
-            FROM labels AS l
-            WHERE l.kind IN ({kinds})
-              AND l.item_id IN (SELECT id FROM items WHERE dataset = :dataset)
-            GROUP BY l.item_id, l.kind, l.source
+            SELECT item_id, {_rank_case(precedence)} AS rank, label, MAX(id) AS id
+            FROM labels INDEXED BY ix_labels_item_kind_source_id
+            WHERE kind IN ({kinds})
+            GROUP BY item_id, kind, source
         )
-        WHERE label >= 0
+        WHERE label >= 0 {only}
         GROUP BY item_id
         ORDER BY item_id
     """
@@ -88,11 +89,10 @@ def _sqlite_query(precedence: list[str]) -> str:
 def _postgres_query(precedence: list[str]) -> str:
     kinds = ", ".join(f"'{k}'" for k in precedence)
     return f"""
-        SELECT DISTINCT ON (item_id) item_id, rank, label, confidence, probs, id
+        SELECT DISTINCT ON (item_id) item_id, rank, label, 0 AS score, id
         FROM (
             SELECT DISTINCT ON (l.item_id, l.kind, l.source)
-                   l.item_id AS item_id, {_rank_case(precedence)} AS rank, l.label AS label,
-                   l.confidence AS confidence, l.probs AS probs, l.id AS id
+                   l.item_id AS item_id, {_rank_case(precedence)} AS rank, l.label AS label, l.id AS id
             FROM labels AS l JOIN items AS i ON i.id = l.item_id
             WHERE i.dataset = :dataset AND l.kind IN ({kinds})
             ORDER BY l.item_id, l.kind, l.source, l.id DESC
@@ -121,40 +121,70 @@ def _decode_chunk(blobs: list[bytes | None], labels: np.ndarray, n_classes: int,
     return probs
 
 
+def _single_dataset(conn: Any, dataset: str) -> bool:
+    found = conn.execute(text("SELECT DISTINCT dataset FROM items LIMIT 2")).scalars().all()
+    return found == [dataset]
+
+
+def _winner_details(conn: Any, row_ids: np.ndarray, chunk: int = 20_000) -> tuple[np.ndarray, list]:
+    """Confidence and probability blobs of the winning rows, in the order of ``row_ids``."""
+    confidence = np.full(len(row_ids), np.nan, dtype=np.float32)
+    blobs: list[bytes | None] = [None] * len(row_ids)
+    order = np.argsort(row_ids)
+    sorted_ids = row_ids[order]
+    for start in range(0, len(sorted_ids), chunk):
+        ids = sorted_ids[start : start + chunk]
+        position = dict(zip(ids.tolist(), order[start : start + chunk].tolist()))
+        rows = conn.execute(
+            text("SELECT id, confidence, probs FROM labels WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": ids.tolist()},
+        )
+        for row_id, conf, blob in rows:
+            at = position[row_id]
+            if conf is not None:
+                confidence[at] = conf
+            blobs[at] = blob
+    return confidence, blobs
+
+
 def resolve_labels(
     engine: Engine, dataset: str, n_classes: int, precedence: list[str], chunk_rows: int = 200_000
 ) -> Resolution:
     """Resolve training labels of ``dataset``; see the module docstring for the rule."""
     if not precedence:
         raise StoreError("resolution: precedence must name at least one source kind")
-    query = _postgres_query(precedence) if engine.dialect.name == "postgresql" else _sqlite_query(precedence)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("ids", "ranks", "labels", "conf", "probs")}
+    ids_parts, ranks_parts, labels_parts, rows_parts = [], [], [], []
     with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            query = _postgres_query(precedence)
+        else:
+            query = _sqlite_query(precedence, filter_dataset=not _single_dataset(conn, dataset))
         result = conn.execution_options(stream_results=True).execute(text(query), {"dataset": dataset})
         while True:
             rows = result.fetchmany(chunk_rows)
             if not rows:
                 break
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            labels = np.fromiter((r[2] for r in rows), dtype=np.int16, count=len(rows))
-            parts["ids"].append(ids)
-            parts["ranks"].append(np.fromiter((r[1] for r in rows), dtype=np.int8, count=len(rows)))
-            parts["labels"].append(labels)
-            parts["conf"].append(
-                np.fromiter((np.nan if r[3] is None else r[3] for r in rows), dtype=np.float32, count=len(rows))
-            )
-            parts["probs"].append(_decode_chunk([r[4] for r in rows], labels, n_classes, ids))
-
-    def joined(key: str, dtype: Any, shape: tuple[int, ...] = (0,)) -> np.ndarray:
-        return np.concatenate(parts[key]) if parts[key] else np.zeros(shape, dtype=dtype)
+            count = len(rows)
+            ids_parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=count))
+            ranks_parts.append(np.fromiter((r[1] for r in rows), dtype=np.int8, count=count))
+            labels_parts.append(np.fromiter((r[2] for r in rows), dtype=np.int16, count=count))
+            rows_parts.append(np.fromiter((r[4] for r in rows), dtype=np.int64, count=count))
+        item_ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, dtype=np.int64)
+        labels = np.concatenate(labels_parts) if labels_parts else np.zeros(0, dtype=np.int16)
+        ranks = np.concatenate(ranks_parts) if ranks_parts else np.zeros(0, dtype=np.int8)
+        row_ids = np.concatenate(rows_parts) if rows_parts else np.zeros(0, dtype=np.int64)
+        confidence = np.full(len(item_ids), np.nan, dtype=np.float32)
+        probs = np.zeros((len(item_ids), n_classes), dtype=np.float32)
+        for start in range(0, len(item_ids), chunk_rows):
+            part = slice(start, start + chunk_rows)
+            conf, blobs = _winner_details(conn, row_ids[part])
+            confidence[part] = conf
+            probs[part] = _decode_chunk(blobs, labels[part], n_classes, item_ids[part])
 
     resolution = Resolution(
-        item_ids=joined("ids", np.int64),
-        labels=joined("labels", np.int16),
-        kind_codes=joined("ranks", np.int8),
-        kinds=list(precedence),
-        confidence=joined("conf", np.float32),
-        probs=joined("probs", np.float32, (0, n_classes)),
+        item_ids=item_ids, labels=labels, kind_codes=ranks, kinds=list(precedence), confidence=confidence, probs=probs
     )
     by_kind = np.bincount(resolution.kind_codes, minlength=len(precedence)) if len(resolution) else np.zeros(len(precedence), int)
     by_class = np.bincount(resolution.labels, minlength=n_classes) if len(resolution) else np.zeros(n_classes, int)

@@ -94,7 +94,7 @@ labels = Table(
     Column("run_id", String(64), nullable=True),
     Column("dedupe_key", String(512), nullable=True, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_labels_item_kind_source_id", "item_id", "kind", "source", "id"),
+    Index("ix_labels_item_kind_source_id", "item_id", "kind", "source", "id", "label"),
 )
 
 annotation_tasks = Table(

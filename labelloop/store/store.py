@@ -116,6 +116,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-131072")  # 128 MiB page cache for big scans
+    cursor.execute("PRAGMA mmap_size=268435456")
     cursor.close()
 
 

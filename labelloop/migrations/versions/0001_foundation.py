@@ -68,7 +68,8 @@ def upgrade() -> None:
         sa.Column("created_at", Stamp, nullable=False),
         sa.UniqueConstraint("dedupe_key", name="uq_labels_dedupe_key"),
     )
-    op.create_index("ix_labels_item_kind_source_id", "labels", ["item_id", "kind", "source", "id"])
+    # Covering index for resolution: the grouped scan never touches the table.
+    op.create_index("ix_labels_item_kind_source_id", "labels", ["item_id", "kind", "source", "id", "label"])
     op.create_table(
         "annotation_tasks",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
