@@ -119,7 +119,7 @@ def test_signoff_is_off_by_default_and_does_not_pause():
     assert (result.approved, result.asked) == (True, False)
 
 
-def test_cache_on_keys_on_the_named_parameters_only(ops_prefect, tmp_path):
+def test_cache_on_keys_on_the_named_parameters_only(prefect_harness, tmp_path):
     from prefect import flow, task
 
     from labelloop.tasks.policies import CACHE_EXPIRATION, cache_on
@@ -160,7 +160,7 @@ def test_studio_is_required_before_anything_starts(tmp_path):
         assert hasattr(require_studio(), "StudioServer")
 
 
-def test_signoff_pauses_until_an_expert_answers(ops_prefect):
+def test_signoff_pauses_until_an_expert_answers(prefect_harness):
     import threading
     import time as _time
 

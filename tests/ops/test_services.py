@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,9 +16,31 @@ from labelloop.config import load_config
 from labelloop.ops import ServiceState
 from labelloop.ops._proc import group_members, is_alive
 
-from ops_helpers import ARTIFACTS, FAST_SERVICES, labelloop_cli, run_async
 
 pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+# Screenshots and other files a person wants to look at after CI (git-ignored, kept by CI).
+ARTIFACTS = ROOT / "artifacts"
+
+# Quicker loops than the defaults, so a scheduled run starts within seconds of being due.
+FAST_SERVICES = {
+    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+    "PREFECT_WORKER_QUERY_SECONDS": "2",
+    "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+}
+
+
+def labelloop_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real `labelloop` command (this checkout's package first on the path)."""
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    full_env.pop("PREFECT_API_URL", None)
+    return subprocess.run([sys.executable, "-m", "labelloop", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_async(coro):
+    return asyncio.run(coro)
 
 
 def _write_project(directory: Path) -> Path:
