@@ -46,17 +46,17 @@ def _run_turn(config_path: Path) -> dict:
     prepare_prefect_env(config.data_path)
     from labelloop.flows.pipeline import STAGE_LISTENERS, pipeline
 
-    stages = ["import", "model", "report"]
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
     ) as progress:
-        bar = progress.add_task("pipeline turn: starting Prefect", total=len(stages))
+        bar = progress.add_task("pipeline turn: starting Prefect", total=None)
 
         def listener(stage: str, event: str) -> None:
             if event == "start":
                 progress.update(bar, description=f"pipeline turn: {stage}")
             else:
                 progress.advance(bar)
+                progress.console.log(f"stage {stage} done")
 
         STAGE_LISTENERS.append(listener)
         try:
@@ -216,6 +216,11 @@ def demo(
     for row in result.get("report", {}).get("quality", []):
         console.print(f"  {row['labels']}: accuracy {row['accuracy']:.3f} on {row['items']} items")
     console.print(f"[green]demo turn {result.get('run_id')} completed[/]; see `labelloop status -c {config_path}`")
+
+
+from labelloop.studio.cli import app as _studio_app  # noqa: E402
+
+app.add_typer(_studio_app, name="studio")
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,73 @@
+"""KFoldEnsemble: estimator contract, calibration, checkpoints, soft labels for logreg."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from labelloop.exceptions import TrainingError
+from labelloop.models.ensemble import KFoldEnsemble, fit_temperature, softmax
+from labelloop.models.trainer import load_checkpoint
+
+
+def test_temperature_recovers_a_known_scale():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, (4000, 5))
+    y = np.array([rng.choice(5, p=p) for p in softmax(z)])
+    t = fit_temperature(3.0 * z, np.eye(5)[y])
+    assert t == pytest.approx(3.0, rel=0.1)
+
+
+def test_estimator_contract(small_digits):
+    X, y = small_digits
+    ens = KFoldEnsemble(model="mlp", epochs=3, n_splits=3)
+    with pytest.raises(NotFittedError):
+        ens.predict_proba(X.reshape(len(X), -1))
+    twin = clone(ens)
+    assert twin.get_params() == ens.get_params()
+    assert ens.fit(X.reshape(len(X), -1), y) is ens
+    assert ens.classes_.tolist() == list(range(10))
+    assert len(ens.fold_scores_) == 3 and {"accuracy", "macro_f1", "ece", "best_epoch"} <= set(ens.fold_scores_[0])
+
+
+def test_checkpoints_and_their_hashes(small_digits, tmp_path):
+    X, y = small_digits
+    ens = KFoldEnsemble(
+        model="cnn", epochs=1, n_splits=2, checkpoint_dir=tmp_path, model_params={"channels": [4], "hidden": 8}
+    ).fit(X, y)
+    assert [c["fold"] for c in ens.checkpoints_] == [0, 1]
+    for c in ens.checkpoints_:
+        data = open(c["path"], "rb").read()
+        assert hashlib.sha256(data).hexdigest() == c["sha256"]
+        payload = load_checkpoint(c["path"], c["sha256"])
+        assert payload["temperature"] == ens.temperature_ and payload["spec"]["kind"] == "cnn"
+    with pytest.raises(TrainingError, match=r"fold0.pt: checkpoint sha256 does not match"):
+        load_checkpoint(ens.checkpoints_[0]["path"], "0" * 64)
+
+
+def test_logreg_committee_with_soft_labels_and_weights(small_digits):
+    X, y = small_digits
+    soft = np.eye(10)[y] * 0.9 + 0.01
+    ens = KFoldEnsemble(model="logreg", n_splits=3).fit(X, soft, sample_weight=np.full(len(y), 0.5))
+    assert (ens.oof_proba_.argmax(1) == y).mean() > 0.85
+    assert ens.predict_proba_members(X[:4]).shape == (3, 4, 10)
+
+
+def test_balanced_class_weights_help_a_rare_class(small_digits):
+    X, y = small_digits
+    keep = (y != 3) | (np.cumsum(y == 3) <= 6)  # class 3 down to 6 items
+    Xr, yr = X[keep].reshape(keep.sum(), -1), y[keep]
+    kw = dict(model="mlp", epochs=15, lr=3e-3, n_splits=3, calibrate=False)
+    plain = KFoldEnsemble(**kw).fit(Xr, yr)
+    balanced = KFoldEnsemble(class_weight="balanced", **kw).fit(Xr, yr)
+    rare = yr == 3
+    assert balanced.oof_proba_[rare, 3].mean() > plain.oof_proba_[rare, 3].mean()
+
+
+def test_too_few_items_for_the_folds():
+    with pytest.raises(TrainingError, match=r"3 labeled items cannot make 5 folds"):
+        KFoldEnsemble(model="mlp").fit(np.zeros((3, 2)), [0, 1, 0])
