@@ -152,10 +152,16 @@ def test_cron_scheduled_turn_completes_on_the_worker(project):
     assert completed, f"no scheduled run completed within 240 s; see {state.worker.log}"
     assert completed[0].auto_scheduled
     from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 
     async def pause():  # one scheduled turn is the point; the next tests want a quiet store
         async with PrefectClient(api=state.server.api_url) as client:
             await client.pause_deployment(deployment.id)
+            for run in await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]))
+            ):
+                if run.state_type and run.state_type.value == "SCHEDULED":
+                    await client.delete_flow_run(run.id)
 
     run_async(pause())
     while any(r.state_type and r.state_type.value in ("RUNNING", "PENDING") for r in _flow_runs(state.server.api_url, deployment.id)):
