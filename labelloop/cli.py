@@ -38,12 +38,27 @@ def init(directory: Path = typer.Argument(Path("."), help="Where to write labell
     console.print(f"wrote {target}")
 
 
+def _use_running_server(config) -> None:
+    """Point Prefect at the server `labelloop up` started for this project, so the turn shows in its UI."""
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        return  # the user chose a server
+    from labelloop.ops.services import current_api_url
+
+    api_url = current_api_url(config)
+    if api_url:
+        os.environ["PREFECT_API_URL"] = api_url
+        console.print(f"using the Prefect server started by `labelloop up`: {api_url.removesuffix('/api')}")
+
+
 def _run_turn(config_path: Path) -> dict:
     try:
         config = load_config(config_path)
     except LabelloopError as exc:
         _fail(exc)
     prepare_prefect_env(config.data_path)
+    _use_running_server(config)
     from labelloop.flows.pipeline import STAGE_LISTENERS, pipeline
 
     with Progress(

@@ -20,8 +20,9 @@ from labelloop.flows.context import open_stage
 
 __all__ = ["run_stage", "stage_callable", "stage_available"]
 
-# Stages whose module or function does not follow `labelloop/flows/<stage>.py:<stage>_flow`.
-_SPECIAL = {"import": ("importing", "import_flow")}
+# Stages whose module or function does not follow `labelloop/flows/<stage>.py:<stage>_flow`
+# (the pipeline's `model` stage is the k-fold committee of labelloop/flows/training.py).
+_SPECIAL = {"import": ("importing", "import_flow"), "model": ("training", "training_flow")}
 
 
 def _where(stage: str) -> tuple[str, str]:

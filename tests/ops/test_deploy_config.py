@@ -81,7 +81,8 @@ def test_run_stage_names_a_missing_stage():
 
     with pytest.raises(ConfigError, match=r"stage 'nosuch': no module labelloop.flows.nosuch in this checkout"):
         stage_callable("nosuch")
-    assert stage_callable("import").__name__ == "import_flow" or stage_callable("import").name == "import"
+    assert stage_callable("import").name == "import"
+    assert stage_callable("model").fn.__name__ == "training_flow"  # the pipeline's `model` stage
 
 
 def test_turn_summary_counts_bought_labels_costs_and_gain(tmp_path):
@@ -119,7 +120,7 @@ def test_signoff_is_off_by_default_and_does_not_pause():
     assert (result.approved, result.asked) == (True, False)
 
 
-def test_cache_on_keys_on_the_named_parameters_only(ops_prefect, tmp_path):
+def test_cache_on_keys_on_the_named_parameters_only(prefect_harness, tmp_path):
     from prefect import flow, task
 
     from labelloop.tasks.policies import CACHE_EXPIRATION, cache_on
@@ -160,7 +161,7 @@ def test_studio_is_required_before_anything_starts(tmp_path):
         assert hasattr(require_studio(), "StudioServer")
 
 
-def test_signoff_pauses_until_an_expert_answers(ops_prefect):
+def test_signoff_pauses_until_an_expert_answers(prefect_harness):
     import threading
     import time as _time
 

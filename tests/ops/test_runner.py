@@ -44,7 +44,7 @@ def _two_turns(config_path) -> list[dict]:
     return [pipeline(str(config_path)) for _ in range(2)]
 
 
-def test_dask_runner_on_postgres_gives_the_default_runners_store(ops_prefect, tmp_path, postgres_url):
+def test_dask_runner_on_postgres_gives_the_default_runners_store(prefect_harness, tmp_path, postgres_url):
     default = _project(tmp_path / "default")
     dask = _project(
         tmp_path / "dask",
