@@ -221,16 +221,34 @@ def status(config: Path = ConfigOption, runs: int = typer.Option(3, help="Last r
 def demo(
     directory: Path = typer.Argument(Path("demo"), help="Where to write the digits example and its data."),
     gold_fraction: float = typer.Option(0.05, help="Share of items that keep their gold label."),
+    turns: int = typer.Option(3, min=1, help="Pipeline turns; a simulated team answers the queues in between."),
+    crowd_noise: float = typer.Option(0.2, help="Share of wrong answers of each simulated crowd worker."),
 ) -> None:
-    """Write the digits example into DIRECTORY and run one pipeline turn on it."""
+    """Write the digits example into DIRECTORY and run TURNS turns of the closed loop on it."""
     from labelloop.demo import write_digits_example
 
-    config_path = write_digits_example(directory, gold_fraction=gold_fraction)
+    config_path = write_digits_example(directory, gold_fraction=gold_fraction, loop=True)
     console.print(f"digits example written to {directory} ({config_path.name})")
-    result = _run_turn(config_path)
-    for row in result.get("report", {}).get("quality", []):
-        console.print(f"  {row['labels']}: accuracy {row['accuracy']:.3f} on {row['items']} items")
-    console.print(f"[green]demo turn {result.get('run_id')} completed[/]; see `labelloop status -c {config_path}`")
+    prepare_prefect_env(load_config(config_path).data_path)
+    from labelloop.simulation import simulate
+
+    columns = ["turn", "labels bought", "pseudo-labels", "pseudo acc", "training labels", "label acc", "model acc"]
+    curve = Table(title="learning curve (accuracy against the hidden truth)")
+    for column in columns:
+        curve.add_column(column, justify="right")
+
+    def show(row: dict) -> None:
+        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        curve.add_row(*cells)
+        console.print(f"turn {row['turn']}: model accuracy {row['model acc']:.3f} after {row['labels bought']} labels bought")
+
+    try:
+        with console.status("running the loop (Prefect starts on the first turn)"):
+            simulate(config_path, turns=turns, crowd_noise=crowd_noise, on_turn=show)
+    except LabelloopError as exc:
+        _fail(exc)
+    console.print(curve)
+    console.print(f"[green]demo completed[/]; see `labelloop status -c {config_path}`")
 
 
 from labelloop.studio.cli import app as _studio_app  # noqa: E402
