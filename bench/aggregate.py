@@ -26,19 +26,13 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict, train_test_split
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+from _common import write_results  # noqa: E402
 from labelloop.labeling.aggregate import DawidSkene, MajorityVote, OneCoinDawidSkene, Votes  # noqa: E402
 
 C = 10
 MAP2 = np.array([6, 7, 7, 8, 9, 6, 5, 1, 3, 4])
 MAP3 = np.array([8, 4, 3, 5, 1, 3, 0, 2, 9, 8])
-
-
-def write_results(name: str, rows: list[dict]) -> Path:
-    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
-    return out
 
 
 def simulate(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

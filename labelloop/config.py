@@ -235,7 +235,9 @@ class TrainingConfig(Section):
     parallel_folds: int | None = Field(
         default=None, ge=1, description="Folds per batched network (and per Prefect task); default: automatic."
     )
-    n_jobs: int | None = Field(default=None, ge=1, description="CPU workers; default torch's thread count.")
+    n_jobs: int | None = Field(
+        default=None, ge=1, description="CPU workers (one torch thread each) splitting the folds; default 1."
+    )
 
     @field_validator("class_weight")
     @classmethod
@@ -331,7 +333,7 @@ class WeakConfig(Section):
         "dawid_skene (a confusion matrix per LF; for LFs that vote several classes), majority."
     )
     n_iter: int = Field(default=100, ge=1, description="Maximum EM iterations of the label model.")
-    smoothing: float = Field(default=1.0, ge=0.0, description="Dirichlet pseudo-count of the confusion matrices.")
+    smoothing: float = Field(default=1.0, ge=0.0, description="Dirichlet pseudo-count per confusion row and class prior (spread over its cells).")
     use_gold: bool = Field(default=True, description="Anchor the label model on items with gold/expert labels.")
     batch_size: int = Field(default=2048, ge=1, description="Items per applier batch.")
     n_jobs: int = Field(default=1, ge=1, description="Worker processes for large item sets (>= 20,000 items).")

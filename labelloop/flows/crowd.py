@@ -196,6 +196,12 @@ def bots_task(config: LabelloopConfig, store: Store, client: StudioClient) -> in
 @task(retries=2, retry_delay_seconds=5, name="crowd-sync", cache_policy=NO_CACHE)
 def sync_task(config: LabelloopConfig, store: Store, client: StudioClient, run_id: str) -> dict[str, Any]:
     report = sync_annotations(client, store, config.dataset.name, config.dataset.classes, run_id=run_id)
+    # task copies with an answer are done (the store's annotation_tasks mirror Label Studio)
+    open_ = store.tasks(config.dataset.name, state="pushed")
+    open_ = open_[open_["external_id"].notna()]
+    done = open_[open_["external_id"].astype(int).isin(report.answered_tasks)]
+    if len(done):
+        store.update_tasks(done["id"].tolist(), state="done")
     return {"added": report.added, "deleted": report.deleted, "annotations": report.annotations,
             "quarantined": [q.error for q in report.quarantined]}
 

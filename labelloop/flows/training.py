@@ -1,7 +1,8 @@
 """Stage: the stratified k-fold committee (CNN / MLP), replacing the baseline model stage.
 
 Story: resolve the training labels -> load the inputs -> train the folds (one
-task per group of folds, so a Dask task runner can spread them) -> calibrate
+task per group of folds, so a Dask task runner can spread them; skipped when
+this model version's checkpoints are already on disk and intact) -> calibrate
 on the out-of-fold logits -> predict the pool -> write ``model`` rows with the
 committee's probabilities -> publish per-fold metrics, the confusion matrix and
 a reliability diagram.
@@ -12,16 +13,20 @@ flow calls unchanged.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from prefect import flow
 
+from labelloop.exceptions import LabelloopError
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_image, publish_markdown, publish_table
 from labelloop.flows.context import open_stage
 from labelloop.models import metrics
+from labelloop.models.ensemble import KFoldEnsemble
 from labelloop.tasks.model import model_version, training_set
 from labelloop.tasks.training import (
     build_ensemble,
@@ -32,6 +37,20 @@ from labelloop.tasks.training import (
 )
 
 __all__ = ["training_flow"]
+
+
+def _saved_committee(manifest: Path, version: str) -> KFoldEnsemble | None:
+    """The committee saved for this model version, if its files are all there and unchanged."""
+    if not manifest.exists():
+        return None
+    try:
+        saved = json.loads(manifest.read_text())
+        if saved.get("version") != version:
+            return None
+        return KFoldEnsemble.load(saved["checkpoints"])
+    except (LabelloopError, OSError, KeyError, ValueError, RuntimeError) as exc:
+        print(f"checkpoints in {manifest.parent} cannot be reused ({exc}); training again")
+        return None
 
 
 @flow(name="training", log_prints=True)
@@ -50,18 +69,23 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         version = model_version(config, resolution, mask)
         source = f"kfold-{config.training.model}@{version}"
         ckpt_dir = config.data_path / "models" / dataset / version
-        ensemble = build_ensemble(config, checkpoint_dir=ckpt_dir)
         data = prepare_training_task(config, store, resolution, mask)
-        X, Y, w = ensemble.prepare(data["X_train"], data["Y"], data["weight"], data["train_ids"])
-        groups, workers = ensemble.fold_groups()
-        threads_before = torch.get_num_threads()
-        t0 = time.perf_counter()
-        try:
-            futures = [fit_fold_group_task.submit(ensemble, X, Y, w, g, workers > 1) for g in groups]
-            results = [f.result() for f in futures]
-        finally:
-            torch.set_num_threads(threads_before)
-        ensemble.finish(X, Y, w, results, wall_seconds=time.perf_counter() - t0)
+        ensemble = _saved_committee(ckpt_dir / "manifest.json", version)
+        resumed = ensemble is not None
+        if ensemble is None:
+            ensemble = build_ensemble(config, checkpoint_dir=ckpt_dir)
+            X, Y, w = ensemble.prepare(data["X_train"], data["Y"], data["weight"], data["train_ids"])
+            groups, _ = ensemble.fold_groups()
+            threads_before = torch.get_num_threads()
+            t0 = time.perf_counter()
+            try:
+                on_cpu = ensemble.device_type() == "cpu"
+                futures = [fit_fold_group_task.submit(ensemble, X, Y, w, g, on_cpu) for g in groups]
+                results = [f.result() for f in futures]
+            finally:
+                torch.set_num_threads(threads_before)
+            ensemble.finish(X, Y, w, results, wall_seconds=time.perf_counter() - t0)
+        Y = data["Y"]
         X_pool = data["X_pool"]
         pool_proba = ensemble.predict_proba(X_pool) if len(X_pool) else np.zeros((0, len(classes)))
         written = store_committee_predictions_task(
@@ -77,7 +101,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
     folds = ensemble.fold_scores_
     accuracy = float(np.mean([f["accuracy"] for f in folds]))
     macro_f1 = float(np.mean([f["macro_f1"] for f in folds]))
-    hard = Y.argmax(1)
+    hard = np.asarray(Y).argmax(1)
     oof_pred = ensemble.oof_proba_.argmax(1)
     cm = metrics.confusion_matrix(hard, oof_pred, len(classes))
     curve = metrics.reliability_curve(ensemble.oof_proba_, hard)
@@ -111,7 +135,9 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         f"- device `{ensemble.device_}`"
         + (f", mixed precision `{ensemble.amp_dtype_}`" if ensemble.amp_dtype_ else "")
         + f"; {ensemble.train_samples_per_s_:,.0f} training items/s\n"
-        f"- checkpoints: `{ckpt_dir}` (sha256 in `{manifest.name}`)\n\n{markdown_table(folds)}",
+        f"- checkpoints: `{ckpt_dir}` (sha256 in `{manifest.name}`)"
+        + (" — reused: the training labels and settings have not changed since they were written" if resumed else "")
+        + f"\n\n{markdown_table(folds)}",
     )
     print(
         f"training {source}: {config.training.folds}-fold accuracy {accuracy:.3f}, macro-F1 {macro_f1:.3f}, "
@@ -119,6 +145,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
     )
     return {
         "version": version,
+        "resumed": resumed,
         "source": source,
         "accuracy": accuracy,
         "macro_f1": macro_f1,

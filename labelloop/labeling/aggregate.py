@@ -497,8 +497,10 @@ class DawidSkene(_Aggregator):
     tol : float, default=1e-6
         Stop when the mean log-likelihood per item changes by less than ``tol``.
     smoothing : float, default=1.0
-        Dirichlet pseudo-count added to every confusion cell and class count, so
-        a source with few votes does not get zero-probability cells.
+        Dirichlet pseudo-count per distribution, spread evenly over its outcomes
+        (each confusion row, the class prior, each one-coin accuracy), so a source
+        with few votes gets no zero-probability cell, and the prior's weight does
+        not grow with the number of classes.
     init : {"majority", "random"}, default="majority"
         Starting posteriors: vote shares, or random (seeded by ``random_state``).
     random_state : int, Generator or None
@@ -659,19 +661,19 @@ class DawidSkene(_Aggregator):
             counts = np.asarray(d.A[rows].T @ wp)
             mass = wp.sum(0)
         counts = counts.reshape(n_src, C, C).transpose(0, 2, 1)  # [s, k, l]
-        log_prior = np.log((mass + a) / (mass.sum() + C * a) + 1e-300)
+        log_prior = np.log((mass + a / C) / (mass.sum() + a) + 1e-300)
         log_conf, log_abst = self._confusions(counts, mass, model_abstains, a, C)
         return log_conf, log_abst, log_prior
 
     def _confusions(self, counts: np.ndarray, mass: np.ndarray, model_abstains: bool, a: float, C: int):
         if model_abstains:
             abst = np.maximum(mass[None, :] - counts.sum(-1), 0.0)  # [s, k]
-            denom = counts.sum(-1) + abst + (C + 1) * a
-            log_conf = np.log((counts + a) / denom[..., None] + 1e-300)
-            log_abst = np.log((abst + a) / denom + 1e-300)
+            denom = counts.sum(-1) + abst + a
+            log_conf = np.log((counts + a / (C + 1)) / denom[..., None] + 1e-300)
+            log_abst = np.log((abst + a / (C + 1)) / denom + 1e-300)
             return log_conf, log_abst
-        denom = counts.sum(-1, keepdims=True) + C * a
-        return np.log((counts + a) / np.maximum(denom, 1e-300) + 1e-300), None
+        denom = counts.sum(-1, keepdims=True) + a
+        return np.log((counts + a / C) / np.maximum(denom, 1e-300) + 1e-300), None
 
     def _e_step(self, d: _Design, log_conf, log_abst, log_prior, eye):
         C = d.n_classes
@@ -703,13 +705,13 @@ class OneCoinDawidSkene(DawidSkene):
     def _confusions(self, counts: np.ndarray, mass: np.ndarray, model_abstains: bool, a: float, C: int):
         voted = counts.sum(axis=(1, 2))
         right = np.trace(counts, axis1=1, axis2=2)
-        acc = (right + a) / (voted + 2 * a)
+        acc = (right + a / 2) / (voted + a)
         acc = np.clip(acc, 1e-6, 1 - 1e-6)
         off = (1 - acc) / (C - 1)
         cond = np.where(np.eye(C, dtype=bool)[None], acc[:, None, None], off[:, None, None])  # [s, k, l]
         if model_abstains:
             abst = np.maximum(mass[None, :] - counts.sum(-1), 0.0)
-            rate = (abst + a) / (abst + counts.sum(-1) + 2 * a)  # P(abstain | k)
+            rate = (abst + a / 2) / (abst + counts.sum(-1) + a)  # P(abstain | k)
             log_conf = np.log(cond * (1 - rate)[..., None] + 1e-300)
             return log_conf, np.log(rate + 1e-300)
         return np.log(cond), None

@@ -104,6 +104,7 @@ def route(
     prior: ArrayLike | None = None,
     n_neighbors: int = 10,
     pseudo_labels: ArrayLike | None = None,
+    expert_picks: ArrayLike | None = None,
 ) -> Routing:
     """Put every candidate (and every suspect) in exactly one queue.
 
@@ -137,6 +138,10 @@ def route(
         ``pseudo_threshold`` / ``pseudo_min_agreement`` to ``proba`` here.
         The teacher's rule (calibrated confidence, agreement, adaptive
         per-class thresholds) is then the single definition of "confident".
+    expert_picks : array of int, optional
+        Items proposed for the expert queue in priority order (e.g. an
+        active-learning batch from :func:`labelloop.labeling.select.query`);
+        taken after the suspects, before the value ranking fills the rest.
     """
     P = np.asarray(proba, dtype=np.float64)
     if P.ndim != 2:
@@ -189,6 +194,14 @@ def route(
         queue[take], reason[take] = "expert", "label-error suspect"
         over = sus_idx[exp_left:]
         queue[over], reason[over] = "wait", "label-error suspect over the expert budget"
+        exp_left -= len(take)
+    if expert_picks is not None and exp_left > 0:
+        picks = np.asarray(expert_picks, dtype=np.int64)
+        picks = picks[(picks >= 0) & (picks < n)]
+        picks = picks[eligible[picks] & (queue[picks] == "")]
+        _, first = np.unique(picks, return_index=True)
+        take = picks[np.sort(first)][:exp_left]
+        queue[take], reason[take] = "expert", "active-learning batch"
         exp_left -= len(take)
     free = eligible & (queue == "")
     if exp_left > 0:

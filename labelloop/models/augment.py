@@ -166,8 +166,9 @@ def _affine(x: torch.Tensor, t: Any, gen: torch.Generator) -> torch.Tensor:
     sx = _uniform(gen, n, _range(t.scale["x"], (1, 1)), dev)
     sy = _uniform(gen, n, _range(t.scale["y"], (1, 1)), dev)
     tp = t.translate_percent or {"x": (0, 0), "y": (0, 0)}
-    tx = _uniform(gen, n, _range(tp["x"]), dev) * w
-    ty = _uniform(gen, n, _range(tp["y"]), dev) * h
+    # albumentations turns the percentage into whole pixels, truncating (0.8 px -> 0): do the same.
+    tx = torch.trunc(_uniform(gen, n, _range(tp["x"]), dev) * w)
+    ty = torch.trunc(_uniform(gen, n, _range(tp["y"]), dev) * h)
     angle = _uniform(gen, n, _range(t.rotate), dev) * (math.pi / 180)
     # albumentations' shear angles turn the other way round from this matrix's.
     shx = torch.tan(-_uniform(gen, n, _range(t.shear["x"]), dev) * (math.pi / 180))

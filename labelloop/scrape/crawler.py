@@ -27,7 +27,7 @@ from labelloop.config import CollectConfig, SiteConfig
 from labelloop.exceptions import CrawlError
 from labelloop.scrape.extract import LinkRules, extract_page
 from labelloop.scrape.fetch import Fetcher, FetchResult, make_client
-from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate, _sqlite_pragmas
+from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate, sqlite_pragmas
 from labelloop.scrape.items import CollectedItem, ImageStore, text_hash
 from labelloop.scrape.politeness import Politeness
 from labelloop.scrape.robots import RobotsCache
@@ -146,7 +146,7 @@ class Crawler:
         self.collect = collect
         if isinstance(db, str):
             db = create_engine(db)
-            _sqlite_pragmas(db)
+            sqlite_pragmas(db)
         self.engine = db
         self.data_dir = Path(data_dir)
         self.sink = sink
@@ -166,17 +166,17 @@ class Crawler:
         report = CrawlReport(self.site.name, self.run_id, started_at=time.time())
         Frontier.create_tables(self.engine)
         frontier = Frontier(self.engine, self.site.name)
+        # A crawl killed (or stopped by max_pages) midway left pending URLs: this run resumes it.
+        report.resumed = bool(frontier.pending())
         # Start URLs are offered every run (known ones are ignored): a start URL added to the config
         # later is crawled, and a finished crawl does not hide it.
         starts = [normalize_url(u) for u in self.site.start_urls]
         frontier.add(FrontierEntry(u, "page", 0) for u in dict.fromkeys(starts))
+        frontier.requeue_failed()
+        if not report.resumed and self.collect.recrawl:
+            frontier.requeue_finished()
         known = frontier.known_urls()
         pending = frontier.pending()
-        if pending and len(known) > len(pending):
-            report.resumed = True
-        if not pending and self.collect.recrawl:
-            frontier.requeue_finished()
-            pending = frontier.pending()
         images = ImageStore(self.data_dir / "images", self.collect.near_duplicate_distance)
         for sha, phash in frontier.image_hashes():
             images.known(sha, phash)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -95,7 +96,8 @@ class FrontierUpdate:
     last_modified: str | None = None
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def sqlite_pragmas(engine: Engine) -> None:
+    """WAL, NORMAL sync and a busy time-out on every new SQLite connection of ``engine``."""
     if engine.dialect.name != "sqlite":
         return
 
@@ -123,7 +125,7 @@ class Frontier:
     def __init__(self, engine_or_url: Engine | str, crawl: str) -> None:
         if isinstance(engine_or_url, str):
             engine_or_url = create_engine(engine_or_url)
-            _sqlite_pragmas(engine_or_url)
+            sqlite_pragmas(engine_or_url)
         self.engine = engine_or_url
         self.crawl = crawl
 
@@ -184,8 +186,6 @@ class Frontier:
                     [{"sha256": s, "phash": f"{p:016x}"} for s, p in image_hashes],
                 )
             if updates:
-                from sqlalchemy import bindparam
-
                 statement = (
                     update(frontier_table)
                     .where(frontier_table.c.crawl == self.crawl, frontier_table.c.url == bindparam("u_url"))
@@ -236,20 +236,22 @@ class Frontier:
         with self.engine.connect() as conn:
             return set(conn.execute(select(frontier_table.c.url).where(frontier_table.c.crawl == self.crawl)).scalars())
 
-    def requeue_finished(self) -> int:
-        """Queue a finished crawl again: every page (validators kept, for conditional requests), and the
-        images that failed or were skipped (a server may have recovered, robots.txt may have changed).
-        Stored images are not fetched again: their bytes are identified by content."""
+    def requeue_failed(self) -> int:
+        """Give every failed or skipped URL another chance (a server may have recovered, robots.txt changed)."""
         t = frontier_table
         with self.engine.begin() as conn:
             result = conn.execute(
-                update(t)
-                .where(
-                    t.c.crawl == self.crawl,
-                    t.c.state != "pending",
-                    (t.c.kind == "page") | (t.c.state != "done"),
-                )
-                .values(state="pending")
+                update(t).where(t.c.crawl == self.crawl, t.c.state.in_(("failed", "skipped"))).values(state="pending")
+            )
+            return int(result.rowcount or 0)
+
+    def requeue_finished(self) -> int:
+        """Queue every done page again (validators kept, for conditional requests). Stored images are
+        not fetched again: their bytes are identified by content."""
+        t = frontier_table
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(t).where(t.c.crawl == self.crawl, t.c.state == "done", t.c.kind == "page").values(state="pending")
             )
             return int(result.rowcount or 0)
 

@@ -12,7 +12,7 @@ from labelloop.exceptions import LabelloopError
 from labelloop.studio.server import StudioServer
 
 app = typer.Typer(help="The Label Studio server labelloop manages (under <data_dir>/studio).", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)  # URLs and paths stay whole, whatever the terminal width
 ConfigOption = typer.Option(Path("labelloop.yaml"), "--config", "-c", help="Pipeline config file.")
 
 

@@ -237,9 +237,7 @@ class StudioServer:
         if not info_path.is_file():
             return None
         info = json.loads(info_path.read_text())
-        try:
-            os.kill(info["pid"], 0)
-        except ProcessLookupError:
+        if not _alive(info["pid"]):
             info_path.unlink(missing_ok=True)
             return None
         server = cls(studio_dir, port=info["port"])
@@ -261,11 +259,8 @@ def stop_pid(pid: int, timeout: float, proc: subprocess.Popen | None = None, sig
         if proc is not None:
             if proc.poll() is not None:
                 return
-        else:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
+        elif not _alive(pid):
+            return
         if time.monotonic() > deadline:
             try:
                 os.killpg(pid, signal.SIGKILL)
@@ -275,3 +270,27 @@ def stop_pid(pid: int, timeout: float, proc: subprocess.Popen | None = None, sig
                 proc.wait(5)
             return
         time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs; an exited child of ours is reaped here (no zombie left)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        state = "?"
+    if state in ("Z", "X"):
+        try:
+            os.waitpid(pid, 0)  # our own child (started in this process): reap it
+        except ChildProcessError:
+            pass  # someone else's child: its parent reaps it
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done != pid
+    except ChildProcessError:
+        return True

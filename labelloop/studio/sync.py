@@ -64,6 +64,7 @@ class SyncReport:
     deleted: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
     per_project: dict[int, int] = field(default_factory=dict)
+    answered_tasks: set[int] = field(default_factory=set)  # Label Studio task ids with a synced answer
 
 
 def annotation_rows(tasks: Iterable[dict], ref: ProjectRef, classes: Sequence[str], users: dict[int, str]
@@ -146,6 +147,7 @@ def sync_annotations(client: StudioClient, store, dataset: str, classes: Sequenc
         rows, bad = annotation_rows(tasks, ref, classes, users)
         added = store.add_labels([_label_in(r, run_id) for r in rows]) if rows else 0
         present.update(r["annotation_id"] for r in rows)
+        report.answered_tasks.update(r["task_id"] for r in rows)
         present.update(q.annotation for q in bad)  # quarantined still exists: not deleted
         report.projects += 1
         report.annotations += len(rows)

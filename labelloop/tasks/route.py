@@ -17,6 +17,7 @@ from labelloop.config import LabelloopConfig
 from labelloop.labeling.noise import find_label_errors
 from labelloop.labeling.pseudo import KFoldCommittee, SelfTrainingCommittee
 from labelloop.labeling.route import RouteBudgets, Routing, route
+from labelloop.labeling.select import query
 from labelloop.models.features import load_matrix
 from labelloop.store import LabelIn, Store, TaskIn
 
@@ -88,12 +89,20 @@ def route_task(config: LabelloopConfig, fitted: dict[str, Any]) -> tuple[Routing
         suspects[idx[ok][issues.is_issue]] = True
         scores[idx[ok]] = issues.score
     candidates = ~fitted["firm"]
+    # The expert queue's active-learning batch: representativeness while labels are few (cold start),
+    # then `selection.strategy` scores turned into a diverse batch by `selection.batch_mode`.
+    picks = None
+    if sel.expert_budget > 0 and candidates.any():
+        picks = query(fitted["proba"], fitted["X"], min(sel.expert_budget, int(candidates.sum())),
+                      labeled=~candidates, strategy=sel.strategy, member_proba=fitted["members"],
+                      batch_mode=sel.batch_mode, uncertain_fraction=sel.uncertain_fraction,
+                      cold_start_per_class=sel.cold_start_per_class, random_state=fitted["seed"])
     budgets = RouteBudgets(expert=sel.expert_budget, crowd=sel.crowd_budget, pseudo=sel.pseudo_budget)
     routing = route(
         fitted["proba"], fitted["members"], fitted["X"], candidates=candidates, suspects=suspects,
         suspect_scores=scores, budgets=budgets, pseudo_threshold=config.self_training.threshold,
         pseudo_min_agreement=config.self_training.min_agreement, crowd_band=tuple(sel.crowd_band),
-        n_neighbors=sel.representativeness_neighbors, pseudo_labels=fitted["pseudo"],
+        n_neighbors=sel.representativeness_neighbors, pseudo_labels=fitted["pseudo"], expert_picks=picks,
     )
     return routing, budgets, int(suspects.sum())
 

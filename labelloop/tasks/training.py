@@ -162,7 +162,7 @@ def fit_fold_group_task(
 ) -> dict[str, Any]:
     """Train one group of folds as one batched network (a unit a task runner can place anywhere)."""
     if single_thread:
-        torch.set_num_threads(1)  # side-by-side groups: one core each, no thread teams
+        torch.set_num_threads(1)  # CPU: one-thread workers, see KFoldEnsemble.fold_groups
     network = ensemble.init_network(X, Y.shape[1], folds)
     return ensemble.fit_group(X, Y, w, folds, network)
 

@@ -115,3 +115,17 @@ def test_pseudo_queue_takes_only_the_teachers_decisions(committee):
     assert (pseudo.label.to_numpy() == decided[pseudo.index]).all()
     with pytest.raises(ValueError, match=r"pseudo_labels must have shape \(600,\), got \(3,\)"):
         route(P, pseudo_labels=np.zeros(3, dtype=int))
+
+
+def test_expert_picks_come_after_suspects_and_before_value(committee):
+    P, M, X = committee
+    suspects = np.zeros(len(P), dtype=bool)
+    suspects[[3, 4]] = True
+    r = route(P, M, X, suspects=suspects, budgets=RouteBudgets(expert=5, crowd=0, pseudo=0),
+              expert_picks=[10, 11, 10, 3, 999])
+    f = r.frame().set_index("index")
+    expert = f[f.queue == "expert"]
+    assert len(expert) == 5
+    assert expert.loc[[3, 4], "reason"].eq("label-error suspect").all()
+    assert expert.loc[[10, 11], "reason"].eq("active-learning batch").all()
+    assert (expert.reason == "committee disagreement x representativeness").sum() == 1

@@ -71,3 +71,16 @@ def test_balanced_class_weights_help_a_rare_class(small_digits):
 def test_too_few_items_for_the_folds():
     with pytest.raises(TrainingError, match=r"3 labeled items cannot make 5 folds"):
         KFoldEnsemble(model="mlp").fit(np.zeros((3, 2)), [0, 1, 0])
+
+
+def test_load_from_checkpoints_gives_back_the_same_committee(small_digits, tmp_path):
+    X, y = small_digits
+    ens = KFoldEnsemble(
+        model="cnn", epochs=2, n_splits=3, checkpoint_dir=tmp_path, model_params={"channels": [8], "hidden": 16},
+        augment=[{"HorizontalFlip": {}}],
+    ).fit(X, y)
+    again = KFoldEnsemble.load(ens.checkpoints_)
+    np.testing.assert_array_equal(again.oof_proba_, ens.oof_proba_)
+    np.testing.assert_allclose(again.predict_proba_members(X[:9]), ens.predict_proba_members(X[:9]), atol=1e-6)
+    assert again.fold_scores_ == ens.fold_scores_ and again.temperature_ == ens.temperature_
+    assert again.get_params()["augment"] == [{"HorizontalFlip": {}}]

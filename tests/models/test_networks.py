@@ -51,3 +51,11 @@ def test_bad_input_shape_is_named():
     net = MLPNet(4, 3, n_members=2)
     with pytest.raises(ValueError, match=r"expected input of shape .* got \(3, 2, 6, 4\)"):
         net(torch.rand(3, 2, 6, 4))
+
+
+def test_public_api_is_exported():
+    import labelloop.models as models
+
+    for name in models.__all__:
+        assert getattr(models, name) is not None
+    assert "KFoldEnsemble" in models.__all__ and "Trainer" in models.__all__

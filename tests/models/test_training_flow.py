@@ -65,7 +65,16 @@ def test_training_flow_writes_committee_rows_checkpoints_and_artifacts(digits_ex
         # Same labels and settings: same model version, nothing written twice.
         again = training_flow(config_path, "run-2")
         assert again["version"] == result["version"] and again["rows_written"] == 0
+        assert again["resumed"] and not result["resumed"]  # the saved committee was reused, not retrained
+        assert again["accuracy"] == result["accuracy"]
         assert store.count_labels("digits") == gold + 1797
+
+        # A changed checkpoint file is not trusted: the committee is trained again.
+        path = result["checkpoints"][0]["path"]
+        with open(path, "ab") as fh:
+            fh.write(b"tampered")
+        third = training_flow(config_path, "run-3")
+        assert not third["resumed"] and third["rows_written"] == 0
     finally:
         store.close()
 

@@ -90,3 +90,23 @@ def test_missing_robots_allows_everything(local_site, db_url, tmp_path: Path) ->
     report = Crawler(make_site(site.url), make_collect(), db_url, tmp_path / "data").run()
     assert site.paths() == ["/robots.txt", "/"]
     assert report.pages_fetched == 1
+
+
+def test_a_later_run_retries_what_failed_and_crawls_new_start_urls(local_site, db_url, tmp_path: Path) -> None:
+    site = local_site({
+        "/robots.txt": ROBOTS,
+        "/": route(links("/recovers")),
+        # Down for the whole first run (1 + 2 retries), up for the next one.
+        "/recovers": {"sequence": [route("down", status=503)] * 3 + [ok("back up")]},
+        "/new.html": ok("a new start page"),
+    })
+    rule = [{"name": "t", "container": "div.item", "text": "p.text"}]
+    received: list = []
+    sink = lambda items: (received.extend(items) or (len(items), 0))  # noqa: E731
+    first = Crawler(make_site(site.url, items=rule), make_collect(), db_url, tmp_path / "d", sink=sink).run()
+    assert first.failed == {"http_503": 1} and received == []
+
+    config = make_site(site.url, items=rule, start_urls=[site.url + "/", site.url + "/new.html"])
+    second = Crawler(config, make_collect(), db_url, tmp_path / "d", sink=sink).run()
+    assert second.failed == {} and sorted(i.text for i in received) == ["a new start page", "back up"]
+    assert site.paths().count("/recovers") == 4 and site.paths().count("/new.html") == 1

@@ -11,7 +11,7 @@ from labelloop.studio.assign import OverlapPolicy
 from labelloop.studio.bots import Bot, bot_email
 from labelloop.studio.client import StudioClient
 from labelloop.studio.projects import task_data
-from labelloop.studio.server import StudioServer
+from labelloop.studio.server import StudioServer, _alive
 from labelloop.studio.sync import sync_annotations
 from labelloop.studio.team import CrowdTeam
 
@@ -114,6 +114,7 @@ def test_cli_studio_up_status_down(studio_template, tmp_path):
         assert "Label Studio at" in runner.invoke(app, ["studio", "status", "-c", str(config)]).output
         down = runner.invoke(app, ["studio", "down", "-c", str(config)])
         assert "Label Studio stopped" in down.output
+        assert not _alive(pid)  # exited (and reaped: it was started by this process)
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
         pid = None

@@ -258,6 +258,7 @@ def test_crowd_flow_round_under_prefect(studio, tmp_path, monkeypatch, prefect_h
     copies = tasks[tasks["annotator"].notna()]
     assert len(copies) == first["pushed"]["pushed"] and copies["is_gold"].sum() == first["pushed"]["gold"]
     assert (tasks[tasks["annotator"].isna()]["state"] == "pushed").all()
+    assert (copies["state"] == "done").all()  # every copy was answered by a bot and synced
     second = crowd_flow(str(path), "run-2")  # the third annotator for items the first two disagreed on
     assert 0 < second["pushed"]["pushed"] <= 30
     crowd = store.labels("flowds", kinds=["crowd"])
