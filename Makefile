@@ -15,3 +15,17 @@ bench: setup
 
 clean:
 	rm -rf demo .pytest_cache
+
+# Operations (bench/orchestration.py, docs/operations.md): bring up the Prefect server, the
+# worker and (when crowd.enabled) Label Studio for CONFIG, register the deployments, stop them.
+CONFIG ?= demo/labelloop.yaml
+.PHONY: up deploy down status
+up: setup
+	.venv/bin/labelloop up -c $(CONFIG)
+	.venv/bin/labelloop deploy -c $(CONFIG)
+
+down:
+	.venv/bin/labelloop down -c $(CONFIG)
+
+status:
+	.venv/bin/labelloop status -c $(CONFIG)

@@ -120,8 +120,15 @@ def main() -> None:
         print(f"inserting {args.items:,} items and {args.items * args.labels_per_item:,} labels into {db} ...")
         inserted = in_process(insert_phase, url, args.items, args.labels_per_item)
         print(f"  items {inserted['items_s']:.1f} s, labels {inserted['labels_s']:.1f} s, peak RSS {inserted['rss']:.0f} MiB")
-    ours = in_process(labelloop_phase, url)
-    theirs = in_process(pandas_phase, str(db))
+    # Alternate twice and keep each system's faster run: the first run pays a cold page cache.
+    runs_ours, runs_theirs = [], []
+    for _ in range(2):
+        runs_ours.append(in_process(labelloop_phase, url))
+        runs_theirs.append(in_process(pandas_phase, str(db)))
+    ours = min(runs_ours, key=lambda r: r["s"])
+    theirs = min(runs_theirs, key=lambda r: r["read_s"] + r["group_s"])
+    print(f"  labelloop runs: {[round(r['s'], 2) for r in runs_ours]} s; "
+          f"pandas runs: {[round(r['read_s'] + r['group_s'], 2) for r in runs_theirs]} s")
     assert ours["n"] == theirs["n"] and ours["checksum"] == theirs["checksum"], "the two resolutions disagree"
     task = f"resolve {ours['n']:,} items"
     rows = []

@@ -51,7 +51,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     for name, field in model.model_fields.items():
         if field.exclude:
             continue
-        path = f"{prefix}{name}"
+        path = f"{prefix}{field.alias or name}"
         nested = _models_in(field.annotation)
         if len(nested) == 1 and not typing.get_origin(field.annotation) in (list,):
             rows.append(f"| `{path}` | section | {_default(field)} | {field.description or nested[0].__doc__.splitlines()[0]} |")

@@ -38,9 +38,23 @@ evaluation:
   truth: truth.npz           # hidden truth: used only to report label quality
 """
 
+LOOP_SECTIONS = """
+# The closed loop: route items by confidence, pseudo-label the confident ones.
+selection:
+  enabled: true
+  expert_budget: 20          # most valuable items to experts per turn
+  crowd_budget: 60           # uncertain items to the crowd per turn
 
-def write_digits_example(directory: Path, gold_fraction: float = 0.05, seed: int = 0) -> Path:
-    """Write ``digits.npz``, ``truth.npz`` and ``labelloop.yaml`` into ``directory``; return the config path."""
+self_training:
+  enabled: true
+"""
+
+
+def write_digits_example(directory: Path, gold_fraction: float = 0.05, seed: int = 0, loop: bool = False) -> Path:
+    """Write ``digits.npz``, ``truth.npz`` and ``labelloop.yaml`` into ``directory``; return the config path.
+
+    ``loop=True`` also turns on routing and self-training, for multi-turn simulations.
+    """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -58,5 +72,5 @@ def write_digits_example(directory: Path, gold_fraction: float = 0.05, seed: int
     np.savez(directory / "truth.npz", ids=ids, y=y)
     config = directory / "labelloop.yaml"
     if not config.exists():
-        config.write_text(DIGITS_CONFIG, encoding="utf-8")
+        config.write_text(DIGITS_CONFIG + (LOOP_SECTIONS if loop else ""), encoding="utf-8")
     return config

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import subprocess
 import tempfile
 import uuid
@@ -26,6 +27,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.pop("PREFECT_API_URL", None)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Tests import with --import-mode=importlib (no basename clashes between folders); each
+# folder's helper module (uniquely named: ops_helpers, scrape_helpers, ...) is importable.
+for _folder in sorted(Path(__file__).resolve().parent.iterdir()):
+    if _folder.is_dir() and not _folder.name.startswith((".", "_")) and str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 
 @pytest.fixture(scope="session")

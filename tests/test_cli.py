@@ -43,13 +43,19 @@ def test_run_with_bad_config_names_the_key(tmp_path):
 
 
 def test_demo_end_to_end_then_status(tmp_path):
-    done = labelloop("demo", str(tmp_path / "demo"), cwd=tmp_path)
+    import re
+
+    done = labelloop("demo", str(tmp_path / "demo"), "--turns", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "demo turn" in done.stdout and "completed" in done.stdout
-    assert "model predictions, all items: accuracy" in done.stdout
+    assert "learning curve" in done.stdout and "demo completed" in done.stdout
+    turns = re.findall(r"turn (\d): model accuracy ([0-9.]+) after (\d+) labels bought", done.stdout)
+    assert [t[0] for t in turns] == ["1", "2"]
+    assert int(turns[0][2]) == 0 and int(turns[1][2]) > 0, "the simulated team answered the first turn's queues"
+    assert all(0.5 < float(t[1]) <= 1.0 for t in turns)
     status = labelloop("status", "-c", str(tmp_path / "demo" / "labelloop.yaml"), cwd=tmp_path)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "items 1797" in status.stdout and "pipeline" in status.stdout and "completed" in status.stdout
+    assert "expert" in status.stdout and "pseudo" in status.stdout
 
 
 def _counts(db: Path) -> dict:

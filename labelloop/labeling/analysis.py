@@ -1,0 +1,139 @@
+"""LF analysis as Snorkel users know it: polarity, coverage, overlaps, conflicts, accuracies.
+
+All statistics are vectorized over the ``(n_items, n_lfs)`` label matrix
+(``-1`` = abstain).
+
+Examples
+--------
+>>> import numpy as np
+>>> L = np.array([[-1, 0, 0], [1, 0, -1], [-1, -1, -1], [1, 1, 1]])
+>>> a = LFAnalysis(L, lf_names=["a", "b", "c"])
+>>> a.label_coverage(), a.label_overlap(), a.label_conflict()
+(0.75, 0.75, 0.25)
+>>> a.lf_polarities()
+[[1], [0, 1], [0, 1]]
+>>> a.lf_coverages().tolist()
+[0.5, 0.75, 0.5]
+>>> a.lf_conflicts().tolist()
+[0.25, 0.25, 0.0]
+>>> a.lf_empirical_accuracies(np.array([0, 1, 0, 1])).tolist()
+[1.0, 0.6666666666666666, 1.0]
+>>> a.lf_summary(Y=np.array([0, 1, 0, 1]))[["Coverage", "Correct", "Incorrect", "Emp. Acc."]]
+   Coverage  Correct  Incorrect  Emp. Acc.
+a      0.50        2          0   1.000000
+b      0.75        2          1   0.666667
+c      0.50        2          0   1.000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelloop.exceptions import LabelingFunctionError
+
+__all__ = ["LFAnalysis"]
+
+
+class LFAnalysis:
+    """Statistics of a label matrix, per LF and overall.
+
+    Parameters
+    ----------
+    L : array (n_items, n_lfs) of int, -1 = abstain
+    lf_names : sequence of str, optional
+        Column names; default ``lf0, lf1, ...``. LabelingFunction objects are accepted too.
+    """
+
+    def __init__(self, L: Any, lf_names: Sequence[Any] | None = None) -> None:
+        L = np.asarray(L)
+        if L.ndim != 2:
+            raise LabelingFunctionError(f"label matrix must be 2-D (n_items, n_lfs) (got shape {L.shape})")
+        self.L = L
+        names = [getattr(n, "name", n) for n in lf_names] if lf_names is not None else [f"lf{j}" for j in range(L.shape[1])]
+        if len(names) != L.shape[1]:
+            raise LabelingFunctionError(f"{len(names)} LF names for a label matrix with {L.shape[1]} columns")
+        self.lf_names = [str(n) for n in names]
+        self._voted = L != -1
+        self._n_votes = self._voted.sum(axis=1)
+        big = np.iinfo(np.int64).max
+        lo = np.where(self._voted, L, big).min(axis=1)
+        hi = np.where(self._voted, L, -1).max(axis=1)
+        self._conflict_item = (self._n_votes >= 2) & (lo != hi)
+
+    def _frac(self, mask: np.ndarray) -> float:
+        return float(mask.mean()) if mask.size else 0.0
+
+    def label_coverage(self) -> float:
+        """Fraction of items with at least one vote."""
+        return self._frac(self._n_votes >= 1)
+
+    def label_overlap(self) -> float:
+        """Fraction of items with at least two votes."""
+        return self._frac(self._n_votes >= 2)
+
+    def label_conflict(self) -> float:
+        """Fraction of items whose votes disagree."""
+        return self._frac(self._conflict_item)
+
+    def lf_polarities(self) -> list[list[int]]:
+        """The classes each LF ever votes."""
+        return [sorted(int(v) for v in np.unique(col[col != -1])) for col in self.L.T]
+
+    def lf_coverages(self) -> np.ndarray:
+        """Fraction of items each LF votes on."""
+        return self._voted.mean(axis=0) if len(self.L) else np.zeros(self.L.shape[1])
+
+    def lf_overlaps(self) -> np.ndarray:
+        """Fraction of items where the LF votes and another LF votes too."""
+        return (self._voted & (self._n_votes >= 2)[:, None]).mean(axis=0) if len(self.L) else np.zeros(self.L.shape[1])
+
+    def lf_conflicts(self) -> np.ndarray:
+        """Fraction of items where the LF votes and another LF votes differently."""
+        # An item with two distinct votes has, for every LF voting on it, some other LF disagreeing.
+        return (self._voted & self._conflict_item[:, None]).mean(axis=0) if len(self.L) else np.zeros(self.L.shape[1])
+
+    def _correct_incorrect(self, Y: Any) -> tuple[np.ndarray, np.ndarray]:
+        Y = np.asarray(Y)
+        if Y.shape != (len(self.L),):
+            raise LabelingFunctionError(f"gold labels must have shape ({len(self.L)},) (got {Y.shape})")
+        known = (Y != -1)[:, None] & self._voted
+        correct = (known & (self.L == Y[:, None])).sum(axis=0)
+        return correct, known.sum(axis=0) - correct
+
+    def lf_empirical_accuracies(self, Y: Any) -> np.ndarray:
+        """Accuracy of each LF on the items where it votes and gold is known (``-1`` = unknown); NaN if none."""
+        correct, incorrect = self._correct_incorrect(Y)
+        total = correct + incorrect
+        return np.divide(correct, total, out=np.full(len(total), np.nan), where=total > 0)
+
+    def lf_summary(self, Y: Any = None, model: Any = None) -> pd.DataFrame:
+        """One row per LF: polarity, coverage, overlaps, conflicts; with ``Y`` the empirical accuracy;
+        with a fitted aggregator (``model.accuracies_``) the learned accuracy.
+        """
+        frame = pd.DataFrame(
+            {
+                "j": np.arange(self.L.shape[1]),
+                "Polarity": self.lf_polarities(),
+                "Coverage": self.lf_coverages(),
+                "Overlaps": self.lf_overlaps(),
+                "Conflicts": self.lf_conflicts(),
+            },
+            index=pd.Index(self.lf_names),
+        )
+        if Y is not None:
+            correct, incorrect = self._correct_incorrect(Y)
+            frame["Correct"] = correct
+            frame["Incorrect"] = incorrect
+            frame["Emp. Acc."] = self.lf_empirical_accuracies(Y)
+        if model is not None:
+            learned = np.asarray(getattr(model, "accuracies_"))
+            if learned.shape != (self.L.shape[1],):
+                raise LabelingFunctionError(
+                    f"model.accuracies_ has shape {learned.shape}; expected one per LF ({self.L.shape[1]},)"
+                )
+            frame["Learned Acc."] = learned
+        return frame

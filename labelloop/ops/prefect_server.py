@@ -1,0 +1,140 @@
+"""A real ``prefect server`` on 127.0.0.1: start, health check, stop by pid.
+
+Its data (``PREFECT_HOME``: database, logs) lives under ``<data_dir>/prefect``,
+so two projects on one machine never share a Prefect database.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from labelloop.exceptions import ServiceError
+from labelloop.ops._proc import free_port, is_alive, port_is_free, spawn, stop_pid, wait_until
+
+__all__ = ["PrefectServer", "prefect_env", "prefect_executable"]
+
+# Prefect phones home and shares ~/.prefect unless told otherwise (see the issue's facts).
+BASE_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
+
+
+def prefect_executable() -> str:
+    """The ``prefect`` script of the running interpreter's environment."""
+    candidate = Path(sys.executable).parent / "prefect"
+    if not candidate.exists():
+        raise ServiceError(f"{candidate}: the prefect command is missing from this environment; pip install prefect")
+    return str(candidate)
+
+
+def prefect_env(home: Path, api_url: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a Prefect process: this one's, with labelloop's defaults and its own home."""
+    env = dict(os.environ)
+    for key, value in BASE_ENV.items():
+        env.setdefault(key, value)
+    env["PREFECT_HOME"] = str(home)
+    env.pop("PREFECT_PROFILE", None)
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    else:
+        env.pop("PREFECT_API_URL", None)
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class PrefectServer:
+    """One Prefect API + UI server.
+
+    Parameters
+    ----------
+    home : Path
+        Its ``PREFECT_HOME`` (database and logs).
+    host : str, default="127.0.0.1"
+    port : int or None, default=None
+        None: a free port chosen at start.
+    database_url : str or None, default=None
+        ``PREFECT_API_DATABASE_CONNECTION_URL``; None keeps SQLite under ``home``.
+    pid : int or None
+        Set once started (or read back from the state file).
+    """
+
+    home: Path
+    host: str = "127.0.0.1"
+    port: int | None = None
+    database_url: str | None = None
+    pid: int | None = None
+    log: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+    def healthy(self) -> bool:
+        """True when the API answers its health check."""
+        if self.port is None:
+            return False
+        try:
+            return httpx.get(f"{self.api_url}/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def running(self) -> bool:
+        return is_alive(self.pid) and self.healthy()
+
+    def start(self, timeout: float = 120.0) -> "PrefectServer":
+        """Start the server unless it already runs; wait until healthy."""
+        if self.running():
+            return self
+        if self.pid and is_alive(self.pid):
+            stop_pid(self.pid)  # alive but not answering: a stale start, replace it
+        if self.port is None or not port_is_free(self.port, self.host):
+            self.port = free_port(self.host)
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = self.home / "server.log"
+        extra = {
+            # The UI reads its API address from these two; `--port` alone leaves it pointing at 4200.
+            "PREFECT_SERVER_API_HOST": self.host,
+            "PREFECT_SERVER_API_PORT": str(self.port),
+            "PREFECT_UI_API_URL": self.api_url,
+            **self.extra_env,
+        }
+        if self.database_url:
+            extra["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
+        env = prefect_env(self.home, extra=extra)
+        self.pid = spawn([prefect_executable(), "server", "start"], env, log)
+        self.log = str(log)
+        wait_until(self.healthy, timeout, f"Prefect server on {self.url}", log=log, pid=self.pid)
+        return self
+
+    def stop(self) -> bool:
+        """Stop it by pid; True if something was running."""
+        stopped = stop_pid(self.pid)
+        self.pid = None
+        return stopped
+
+    def as_state(self) -> dict[str, Any]:
+        state = asdict(self)
+        state["home"] = str(self.home)
+        state.pop("extra_env")
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "PrefectServer":
+        return cls(**{**state, "home": Path(state["home"])})

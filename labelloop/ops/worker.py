@@ -1,0 +1,108 @@
+"""A process work pool and a ``prefect worker`` polling it.
+
+Flow runs start as subprocesses of the worker, with the worker's environment:
+``PYTHONPATH`` puts the project first so a run imports the same labelloop as
+the deployment's entrypoint, whatever is installed in the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labelloop.exceptions import ServiceError
+from labelloop.ops._proc import is_alive, spawn, stop_pid
+from labelloop.ops.prefect_server import prefect_env, prefect_executable
+
+__all__ = ["PrefectWorker", "ensure_work_pool"]
+
+
+async def _ensure_pool(api_url: str, pool: str) -> bool:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    async with PrefectClient(api=api_url) as client:
+        try:
+            await client.read_work_pool(pool)
+            return False
+        except ObjectNotFound:
+            pass
+        try:
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        except ObjectAlreadyExists:
+            return False
+    return True
+
+
+def ensure_work_pool(api_url: str, pool: str) -> bool:
+    """Create the process work pool ``pool`` unless it exists; True if created."""
+    try:
+        return asyncio.run(_ensure_pool(api_url, pool))
+    except Exception as exc:  # the client raises httpx and Prefect errors alike: name the server
+        raise ServiceError(f"work pool {pool!r} on {api_url}: cannot create it ({exc})") from exc
+
+
+@dataclass
+class PrefectWorker:
+    """A process worker of one work pool.
+
+    Parameters
+    ----------
+    home : Path
+        ``PREFECT_HOME`` of the worker (its logs).
+    api_url : str
+        The Prefect API it polls.
+    pool : str, default="labelloop"
+    project_dir : str or None
+        Put first on ``PYTHONPATH`` of the worker and its flow runs.
+    """
+
+    home: Path
+    api_url: str
+    pool: str = "labelloop"
+    project_dir: str | None = None
+    pid: int | None = None
+    log: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def running(self) -> bool:
+        return is_alive(self.pid)
+
+    def start(self) -> "PrefectWorker":
+        """Create the pool if needed and start a worker unless one already runs."""
+        ensure_work_pool(self.api_url, self.pool)
+        if self.running():
+            return self
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = self.home / f"worker-{self.pool}.log"
+        extra = dict(self.extra_env)
+        if self.project_dir:
+            extra["PYTHONPATH"] = self.project_dir + (
+                ":" + extra["PYTHONPATH"] if extra.get("PYTHONPATH") else ""
+            )
+        env = prefect_env(self.home, api_url=self.api_url, extra=extra)
+        argv = [prefect_executable(), "worker", "start", "--pool", self.pool, "--type", "process",
+                "--name", f"labelloop-{self.pool}"]
+        self.pid = spawn(argv, env, log, cwd=Path(self.project_dir) if self.project_dir else None)
+        self.log = str(log)
+        if not self.running():
+            raise ServiceError(f"Prefect worker for pool {self.pool!r}: exited at once; see {log}")
+        return self
+
+    def stop(self) -> bool:
+        stopped = stop_pid(self.pid)
+        self.pid = None
+        return stopped
+
+    def as_state(self) -> dict[str, Any]:
+        state = asdict(self)
+        state["home"] = str(self.home)
+        state.pop("extra_env")
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "PrefectWorker":
+        return cls(**{**state, "home": Path(state["home"])})

@@ -1,0 +1,497 @@
+"""The crawler: frontier -> robots -> polite fetch or render -> extract -> items -> store.
+
+One :class:`Crawler` crawls one configured site. Pages and images are fetched by
+a pool of asyncio workers over one pooled httpx client; every request passes the
+site's robots.txt and the politeness gates. Outcomes are buffered and written
+in small transactions (items to the sink first, then the frontier rows), so
+the database is never the bottleneck and a crash loses at most the last
+fraction of a second of work, which is redone on restart without duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+from labelloop.config import CollectConfig, SiteConfig
+from labelloop.exceptions import CrawlError
+from labelloop.scrape.extract import LinkRules, extract_page
+from labelloop.scrape.fetch import Fetcher, FetchResult, make_client
+from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate, sqlite_pragmas
+from labelloop.scrape.items import CollectedItem, ImageStore, text_hash
+from labelloop.scrape.politeness import Politeness
+from labelloop.scrape.robots import RobotsCache
+from labelloop.scrape.urls import ALLOWED_SCHEMES, default_scope, in_scope, normalize_url, origin, scheme_of
+
+__all__ = ["Crawler", "CrawlReport", "ItemSink"]
+
+# Receives the items of a batch of pages and returns (added, already stored).
+ItemSink = Callable[[list[CollectedItem]], tuple[int, int]]
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml", "")
+_MAX_ERRORS_KEPT = 200
+
+
+@dataclass
+class CrawlReport:
+    """What one crawl run did; every count is per run."""
+
+    crawl: str
+    run_id: str
+    resumed: bool = False
+    pages_fetched: int = 0
+    pages_rendered: int = 0
+    pages_not_modified: int = 0
+    images_fetched: int = 0
+    items_found: int = 0
+    items_added: int = 0
+    items_existing: int = 0
+    near_duplicates: int = 0
+    retries: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> URLs not fetched on purpose
+    failed: Counter = field(default_factory=Counter)  # reason -> URLs that failed
+    links_skipped: Counter = field(default_factory=Counter)  # reason -> links not followed
+    errors: list[str] = field(default_factory=list)
+    unmatched: dict[str, list[str]] = field(default_factory=dict)  # page URL -> rules/selectors matching nothing
+    hosts: dict[str, dict[str, float]] = field(default_factory=dict)
+    pending_left: int = 0
+    started_at: float = 0.0
+    elapsed: float = 0.0
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages_fetched / self.elapsed if self.elapsed > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "crawl": self.crawl,
+            "run_id": self.run_id,
+            "resumed": self.resumed,
+            "pages_fetched": self.pages_fetched,
+            "pages_rendered": self.pages_rendered,
+            "pages_not_modified": self.pages_not_modified,
+            "images_fetched": self.images_fetched,
+            "items_found": self.items_found,
+            "items_added": self.items_added,
+            "items_existing": self.items_existing,
+            "near_duplicates": self.near_duplicates,
+            "retries": self.retries,
+            "skipped": dict(self.skipped),
+            "failed": dict(self.failed),
+            "links_skipped": dict(self.links_skipped),
+            "errors": list(self.errors),
+            "unmatched": dict(self.unmatched),
+            "hosts": dict(self.hosts),
+            "pending_left": self.pending_left,
+            "elapsed": self.elapsed,
+            "pages_per_second": self.pages_per_second,
+        }
+
+
+@dataclass
+class _Batch:
+    items: list[CollectedItem] = field(default_factory=list)
+    updates: list[FrontierUpdate] = field(default_factory=list)
+    new: list[FrontierEntry] = field(default_factory=list)
+    image_hashes: list[tuple[str, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.updates) + len(self.new)
+
+
+class Crawler:
+    """Crawl one site into an item sink, politely and resumably.
+
+    Parameters
+    ----------
+    site : SiteConfig
+        Start URLs, scope, item and link rules, JavaScript pages.
+    collect : CollectConfig
+        User agent, politeness, fetch and render settings.
+    db : str or Engine
+        The store's database: the frontier lives there.
+    data_dir : path
+        Images go under ``<data_dir>/images``.
+    sink : callable or None
+        ``sink(items) -> (added, existing)``; ``None`` keeps nothing but the frontier (dry runs, benchmarks).
+    run_id : str or None
+        Id of this run, kept in provenance; a new UUID by default.
+    flush_every : int, default=64
+        Frontier rows buffered before a write (a write also happens every ``flush_seconds``).
+    flush_seconds : float, default=0.25
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        collect: CollectConfig,
+        db: str | Engine,
+        data_dir: str | Path,
+        sink: ItemSink | None = None,
+        run_id: str | None = None,
+        flush_every: int = 64,
+        flush_seconds: float = 0.25,
+    ) -> None:
+        self.site = site
+        self.collect = collect
+        if isinstance(db, str):
+            db = create_engine(db)
+            sqlite_pragmas(db)
+        self.engine = db
+        self.data_dir = Path(data_dir)
+        self.sink = sink
+        self.run_id = run_id or uuid.uuid4().hex
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self.scope = site.scope or default_scope(site.start_urls)
+        self.link_rules = LinkRules.from_config(site.follow, self.scope)
+        self._js = [re.compile(p) for p in site.javascript]
+
+    # -- public -----------------------------------------------------------------------------------
+    def run(self) -> CrawlReport:
+        """Crawl until the frontier is empty (or ``max_pages``); blocking."""
+        return asyncio.run(self.crawl())
+
+    async def crawl(self) -> CrawlReport:
+        report = CrawlReport(self.site.name, self.run_id, started_at=time.time())
+        Frontier.create_tables(self.engine)
+        frontier = Frontier(self.engine, self.site.name)
+        # A crawl killed (or stopped by max_pages) midway left pending URLs: this run resumes it.
+        report.resumed = bool(frontier.pending())
+        # Start URLs are offered every run (known ones are ignored): a start URL added to the config
+        # later is crawled, and a finished crawl does not hide it.
+        starts = [normalize_url(u) for u in self.site.start_urls]
+        frontier.add(FrontierEntry(u, "page", 0) for u in dict.fromkeys(starts))
+        frontier.requeue_failed()
+        if not report.resumed and self.collect.recrawl:
+            frontier.requeue_finished()
+        known = frontier.known_urls()
+        pending = frontier.pending()
+        images = ImageStore(self.data_dir / "images", self.collect.near_duplicate_distance)
+        for sha, phash in frontier.image_hashes():
+            images.known(sha, phash)
+
+        p = self.collect.politeness
+        politeness = Politeness(
+            p.per_host_concurrency, p.max_concurrency, p.min_delay, p.global_rate, p.failure_backoff, p.max_backoff
+        )
+        f = self.collect.fetch
+        client = make_client(self.collect.user_agent, f.timeout, f.http2, pool=max(p.max_concurrency, 8))
+        fetcher = Fetcher(
+            client, politeness, f.retries, f.backoff_base, f.backoff_max, f.max_bytes, f.max_redirects, p.max_retry_after
+        )
+        state = _CrawlState(self, frontier, report, politeness, fetcher, images, known)
+        state.robots = RobotsCache(state.fetch_robots)
+        start = time.perf_counter()
+        try:
+            await state.run(pending)
+        finally:
+            await client.aclose()
+            state.close_renderer()
+            report.elapsed = time.perf_counter() - start
+            report.retries = fetcher.retry_count
+            report.pending_left = frontier.counts().get("pending", 0)
+            for host, gate in politeness.gates.items():
+                report.hosts[host] = {
+                    "requests": gate.stats.requests,
+                    "failures": gate.stats.failures,
+                    "rate_per_s": round(gate.stats.rate, 3),
+                    "interval_s": gate.interval,
+                }
+        return report
+
+    def needs_javascript(self, url: str) -> bool:
+        return any(p.search(url) for p in self._js)
+
+
+class _CrawlState:
+    """Everything one run shares between its workers."""
+
+    def __init__(
+        self,
+        crawler: Crawler,
+        frontier: Frontier,
+        report: CrawlReport,
+        politeness: Politeness,
+        fetcher: Fetcher,
+        images: ImageStore,
+        known: set[str],
+    ) -> None:
+        self.crawler = crawler
+        self.site = crawler.site
+        self.collect = crawler.collect
+        self.frontier = frontier
+        self.report = report
+        self.politeness = politeness
+        self.fetcher = fetcher
+        self.images = images
+        self.known = known
+        self.robots: RobotsCache
+        self.queue: asyncio.Queue[FrontierEntry] = asyncio.Queue()
+        self.batch = _Batch()
+        self.flush_lock = asyncio.Lock()
+        self.pages_started = 0
+        self.renderer: Any = None
+        self.render_slots: asyncio.Semaphore | None = None
+        self._robots_applied: set[str] = set()
+
+    # -- robots -----------------------------------------------------------------------------------
+    async def fetch_robots(self, robots_url: str) -> tuple[int, str]:
+        async def same_origin(target: str) -> str | None:
+            return None if origin(target) == origin(robots_url) else "redirect_out_of_scope"
+
+        result = await self.fetcher.fetch(robots_url, redirect_check=same_origin)
+        if result.status is None:
+            raise CrawlError(result.error or f"{robots_url}: no answer")
+        return result.status, result.text() if result.ok else ""
+
+    async def allowed(self, url: str) -> tuple[bool, str]:
+        rules = await self.robots.get(url)
+        host = origin(url)
+        if host not in self._robots_applied:
+            self._robots_applied.add(host)
+            ua = self.collect.user_agent
+            self.politeness.gate(host).robots_delay = max(rules.crawl_delay(ua), rules.request_rate(ua))
+        if rules.allowed(url, self.collect.user_agent):
+            return True, ""
+        return False, rules.reason or "disallowed by robots.txt"
+
+    async def redirect_check(self, target: str) -> str | None:
+        if scheme_of(target) not in ALLOWED_SCHEMES:
+            return "bad_scheme"
+        if not in_scope(target, self.crawler.scope):
+            return "redirect_out_of_scope"
+        ok, _ = await self.allowed(target)
+        if not ok:
+            return "robots"
+        if target in self.known:
+            # Another frontier URL already is (or will be) this page: fetching it twice adds nothing.
+            return "redirect_to_known"
+        self.known.add(target)
+        return None
+
+    async def image_redirect_check(self, target: str) -> str | None:
+        # Images may live on another host (a CDN): any http(s) host whose robots.txt allows it.
+        if scheme_of(target) not in ALLOWED_SCHEMES:
+            return "bad_scheme"
+        ok, _ = await self.allowed(target)
+        return None if ok else "robots"
+
+    # -- main loop ----------------------------------------------------------------------------------
+    async def run(self, pending: list[FrontierEntry]) -> None:
+        for entry in pending:
+            self.queue.put_nowait(entry)
+        n_workers = self.collect.politeness.max_concurrency
+        workers = [asyncio.create_task(self.worker()) for _ in range(n_workers)]
+        flusher = asyncio.create_task(self.flush_loop())
+        try:
+            await self.queue.join()
+        finally:
+            for task in workers:
+                task.cancel()
+            flusher.cancel()
+            await asyncio.gather(*workers, flusher, return_exceptions=True)
+            await self.flush()
+
+    async def worker(self) -> None:
+        while True:
+            entry = await self.queue.get()
+            try:
+                if entry.kind == "page":
+                    limit = self.site.max_pages
+                    if limit is not None and self.pages_started >= limit:
+                        continue  # stays pending for the next run
+                    self.pages_started += 1
+                    await self.page(entry)
+                else:
+                    await self.image(entry)
+            except Exception as exc:  # noqa: BLE001 - one bad URL never stops a crawl; it is counted
+                self.fail(entry, "internal_error", f"{entry.url}: {type(exc).__name__}: {exc}", None, 0)
+            finally:
+                self.queue.task_done()
+            if len(self.batch) >= self.crawler.flush_every:
+                await self.flush()
+
+    async def flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.crawler.flush_seconds)
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self.flush_lock:
+            batch, self.batch = self.batch, _Batch()
+            if not batch.items and not len(batch):
+                return
+            await asyncio.to_thread(self._write, batch)
+
+    def _write(self, batch: _Batch) -> None:
+        # Items first: a page is marked done only once its items are stored.
+        if batch.items and self.crawler.sink is not None:
+            added, existing = self.crawler.sink(batch.items)
+            self.report.items_added += added
+            self.report.items_existing += existing
+        self.frontier.record(batch.updates, batch.new, self.crawler.run_id, batch.image_hashes)
+
+    # -- outcomes -----------------------------------------------------------------------------------
+    def fail(self, entry: FrontierEntry, reason: str, message: str, status: int | None, attempts: int) -> None:
+        self.report.failed[reason] += 1
+        if len(self.report.errors) < _MAX_ERRORS_KEPT:
+            self.report.errors.append(message)
+        self.batch.updates.append(FrontierUpdate(entry.url, "failed", status, reason, message, attempts))
+
+    def skip(self, entry: FrontierEntry, reason: str, message: str) -> None:
+        self.report.skipped[reason] += 1
+        self.batch.updates.append(FrontierUpdate(entry.url, "skipped", None, reason, message, 0))
+
+    def provenance(self, url: str, status: int | None, fetched_at: float, **extra: Any) -> dict[str, Any]:
+        return {
+            "source_url": url,
+            "fetched_at": dt.datetime.fromtimestamp(fetched_at, dt.timezone.utc).isoformat(),
+            "crawl": self.site.name,
+            "crawl_id": self.crawler.run_id,
+            "http_status": status,
+            **extra,
+        }
+
+    # -- pages ----------------------------------------------------------------------------------------
+    async def page(self, entry: FrontierEntry) -> None:
+        url = entry.url
+        if scheme_of(url) not in ALLOWED_SCHEMES:
+            self.skip(entry, "bad_scheme", f"{url}: only http and https are fetched")
+            return
+        if not in_scope(url, self.crawler.scope):
+            # Queued under an earlier config whose scope or start URLs were wider.
+            self.skip(entry, "out_of_scope", f"{url}: outside the crawl's scope {self.crawler.scope}")
+            return
+        ok, why = await self.allowed(url)
+        if not ok:
+            self.skip(entry, "robots", f"{url}: {why}")
+            return
+        rendered = self.crawler.needs_javascript(url)
+        if rendered:
+            html, status, fetched_at, final_url = await self.render(entry)
+            if html is None:
+                return
+            etag = last_modified = None
+            attempts = 1
+        else:
+            result = await self.fetcher.fetch(
+                url, etag=entry.etag, last_modified=entry.last_modified, redirect_check=self.redirect_check
+            )
+            if result.not_modified:
+                self.report.pages_not_modified += 1
+                self.batch.updates.append(FrontierUpdate(url, "done", 304, "not_modified", None, result.attempts))
+                return
+            if not result.ok:
+                reason = result.reason or "failed"
+                if reason in ("robots", "redirect_to_known"):
+                    self.skip(entry, reason, result.error or url)
+                else:
+                    self.fail(entry, reason, result.error or f"{url}: {reason}", result.status, result.attempts)
+                return
+            if result.content_type not in _HTML_TYPES:
+                self.report.pages_fetched += 1
+                self.batch.updates.append(
+                    FrontierUpdate(url, "done", result.status, "not_html", None, result.attempts, result.etag, result.last_modified)
+                )
+                return
+            html, status, fetched_at, final_url = result.text(), result.status, result.fetched_at, result.final_url
+            etag, last_modified, attempts = result.etag, result.last_modified, result.attempts
+        self.report.pages_fetched += 1
+        extract = extract_page(html, final_url, self.site.items, self.crawler.link_rules)
+        if extract.unmatched:
+            self.report.unmatched[url] = extract.unmatched
+        self.report.links_skipped.update(extract.skipped_links)
+        for raw in extract.items:
+            self.report.items_found += 1
+            if raw.kind == "text":
+                text = raw.text or ""
+                meta = self.provenance(url, status, fetched_at, rule=raw.rule, fields=raw.fields, rendered=rendered)
+                self.batch.items.append(CollectedItem("text", text_hash(text), text=text, uri=url, metadata=meta))
+            elif raw.image_url and raw.image_url not in self.known:
+                self.known.add(raw.image_url)
+                image = FrontierEntry(
+                    raw.image_url, "image", entry.depth + 1, referer=url,
+                    meta={"rule": raw.rule, "fields": raw.fields, "page": url, "page_status": status},
+                )
+                self.batch.new.append(image)
+                self.queue.put_nowait(image)
+        if entry.depth + 1 <= self.site.follow.max_depth:
+            for link in extract.links:
+                if link not in self.known:
+                    self.known.add(link)
+                    child = FrontierEntry(link, "page", entry.depth + 1, referer=url)
+                    self.batch.new.append(child)
+                    self.queue.put_nowait(child)
+        self.batch.updates.append(FrontierUpdate(url, "done", status, None, None, attempts, etag, last_modified))
+
+    async def render(self, entry: FrontierEntry) -> tuple[str | None, int | None, float, str]:
+        from labelloop.scrape.render import DriverPool
+
+        if self.renderer is None:
+            r = self.collect.render
+            self.renderer = DriverPool(
+                r.pool_size, r.chromium, r.chromedriver, self.collect.user_agent,
+                r.page_load_timeout, r.wait_timeout, r.poll_frequency, r.extra_args,
+            )
+            # No more renders in flight than browsers: a waiting render would hold an executor thread.
+            self.render_slots = asyncio.Semaphore(r.pool_size)
+        fetched_at = time.time()
+        try:
+            async with self.render_slots, self.politeness.request(origin(entry.url)) as gate:
+                result = await asyncio.to_thread(self.renderer.render, entry.url, self.site.wait_selector)
+                gate.succeeded()
+        except CrawlError as exc:
+            self.fail(entry, "render", str(exc), None, 1)
+            return None, None, fetched_at, entry.url
+        final = normalize_url(result.final_url)
+        if final != entry.url and not in_scope(final, self.crawler.scope):
+            self.fail(entry, "redirect_out_of_scope", f"{entry.url}: browser ended on {final}, outside the scope", result.status, 1)
+            return None, None, fetched_at, entry.url
+        self.report.pages_rendered += 1
+        return result.html, result.status, fetched_at, final
+
+    def close_renderer(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None
+
+    # -- images ---------------------------------------------------------------------------------------
+    async def image(self, entry: FrontierEntry) -> None:
+        url = entry.url
+        ok, why = await self.allowed(url)
+        if not ok:
+            self.skip(entry, "robots", f"{url}: {why}")
+            return
+        result: FetchResult = await self.fetcher.fetch(url, redirect_check=self.image_redirect_check)
+        if not result.ok:
+            self.fail(entry, result.reason or "failed", result.error or url, result.status, result.attempts)
+            return
+        self.report.images_fetched += 1
+        try:
+            image, path, near = await asyncio.to_thread(self.images.save, result.content, url)
+        except CrawlError as exc:
+            self.fail(entry, "bad_image", str(exc), result.status, result.attempts)
+            return
+        meta = entry.meta or {}
+        metadata = self.provenance(
+            meta.get("page", entry.referer), meta.get("page_status"), result.fetched_at,
+            image_url=url, image_status=result.status, rule=meta.get("rule"), fields=meta.get("fields", {}),
+            width=image.width, height=image.height, format=image.format, phash=f"{image.phash:016x}",
+        )
+        if near is not None:
+            self.report.near_duplicates += 1
+            metadata["near_duplicate_of"], metadata["near_duplicate_distance"] = near
+        self.batch.items.append(CollectedItem("image", image.sha256, path=str(path), uri=url, metadata=metadata))
+        self.batch.image_hashes.append((image.sha256, image.phash))
+        self.batch.updates.append(FrontierUpdate(url, "done", result.status, None, None, result.attempts))

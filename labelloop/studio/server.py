@@ -1,0 +1,296 @@
+"""Label Studio server lifecycle: its own venv, a data dir under labelloop's, stop by PID.
+
+Label Studio pins packages that break Prefect, so it runs from its own virtual
+environment (``.venv-ls``, made by ``scripts/setup.sh``) as a subprocess bound
+to 127.0.0.1. Layout under ``<data_dir>/studio``::
+
+    ls/                 LABEL_STUDIO_BASE_DATA_DIR (SQLite database, media)
+    server.json         pid, port and url of the running server (for `labelloop down`)
+    server.log          the server's own output (never holds tokens or passwords)
+    credentials.json    admin email, password and personal token, mode 0600
+
+Secrets come from the environment first (``LABELLOOP_LS_USERNAME``,
+``LABELLOOP_LS_PASSWORD``, ``LABELLOOP_LS_TOKEN``); flows may also pass values
+read from a Prefect Secret block. Otherwise a password is generated once and
+kept in ``credentials.json``; nothing secret is written anywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from labelloop.exceptions import ServiceError
+from labelloop.studio.client import StudioClient, create_personal_token
+
+__all__ = ["StudioServer", "Credentials", "find_label_studio", "free_port", "load_credentials"]
+
+# Variables Label Studio reads under their plain names too; a stray `PORT` or
+# `USER_TOKEN` in the caller's shell would silently change the server.
+_STRIP = ("HOST", "PORT", "USERNAME", "PASSWORD", "USER_TOKEN", "DEBUG", "LOG_LEVEL")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_label_studio(venv: str | Path | None = None) -> Path:
+    """The ``label-studio`` executable: ``venv``, env ``LABELLOOP_LS_VENV``, or ``.venv-ls`` of the checkout."""
+    candidates = []
+    if venv:
+        candidates.append(Path(venv))
+    if os.environ.get("LABELLOOP_LS_VENV"):
+        candidates.append(Path(os.environ["LABELLOOP_LS_VENV"]))
+    candidates.append(Path(__file__).resolve().parents[2] / ".venv-ls")
+    candidates.append(Path(sys.prefix).parent / ".venv-ls")
+    for root in candidates:
+        exe = root / "bin" / "label-studio"
+        if exe.is_file():
+            return exe
+    tried = ", ".join(str(c / "bin" / "label-studio") for c in candidates)
+    raise ServiceError(f"label-studio executable not found (tried {tried}); run scripts/setup.sh "
+                       "or set LABELLOOP_LS_VENV to its virtual environment")
+
+
+@dataclass
+class Credentials:
+    """The admin account; ``repr`` hides the secrets."""
+
+    email: str
+    password: str
+    token: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Credentials(email={self.email!r}, password=***, token={'***' if self.token else None})"
+
+
+def load_credentials(studio_dir: Path) -> Credentials:
+    """Admin credentials: environment first, then ``credentials.json``, else new ones (saved 0600)."""
+    path = studio_dir / "credentials.json"
+    saved: dict = {}
+    if path.is_file():
+        saved = json.loads(path.read_text())
+    creds = Credentials(
+        email=os.environ.get("LABELLOOP_LS_USERNAME") or saved.get("email") or "admin@labelloop.example.org",
+        password=os.environ.get("LABELLOOP_LS_PASSWORD") or saved.get("password") or secrets.token_urlsafe(18),
+        token=os.environ.get("LABELLOOP_LS_TOKEN") or saved.get("token"),
+    )
+    if not saved:
+        save_credentials(studio_dir, creds)
+    return creds
+
+
+def save_credentials(studio_dir: Path, creds: Credentials) -> None:
+    studio_dir.mkdir(parents=True, exist_ok=True)
+    path = studio_dir / "credentials.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"email": creds.email, "password": creds.password, "token": creds.token}, fh)
+    os.chmod(path, 0o600)
+
+
+class StudioServer:
+    """One Label Studio process on 127.0.0.1.
+
+    Parameters
+    ----------
+    studio_dir : path
+        ``<data_dir>/studio``; created if missing.
+    port : int, optional
+        Port to bind; default a free one picked now (Label Studio silently moves
+        to the next port when the asked one is busy, so a known-free one is picked).
+    venv : path, optional
+        Label Studio's virtual environment.
+    credentials : Credentials, optional
+        Admin account; default :func:`load_credentials`.
+    startup_timeout : float, default=300
+        Seconds to wait for ``/health`` (a fresh data dir migrates for ~20 s
+        on an idle machine, minutes on a busy one).
+    """
+
+    def __init__(self, studio_dir: str | Path, *, port: int | None = None, venv: str | Path | None = None,
+                 credentials: Credentials | None = None, startup_timeout: float = 300.0):
+        self.studio_dir = Path(studio_dir)
+        self.port = port
+        self.venv = venv
+        self.credentials = credentials
+        self.startup_timeout = startup_timeout
+        self.pid: int | None = None
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.studio_dir / "server.log"
+
+    def _env(self) -> dict[str, str]:
+        creds = self.credentials
+        env = {k: v for k, v in os.environ.items() if k not in _STRIP and not k.startswith("LABELLOOP_LS_")}
+        env.update({
+            "LABEL_STUDIO_BASE_DATA_DIR": str(self.studio_dir / "ls"),
+            "LABEL_STUDIO_USERNAME": creds.email,
+            "LABEL_STUDIO_PASSWORD": creds.password,
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            "LATEST_VERSION_CHECK": "false",
+            "COLLECT_ANALYTICS": "false",
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+        })
+        return env
+
+    def start(self) -> "StudioServer":
+        """Start the server and wait until it is healthy; the admin token is made on first start."""
+        exe = find_label_studio(self.venv)
+        self.studio_dir.mkdir(parents=True, exist_ok=True)
+        if self.credentials is None:
+            self.credentials = load_credentials(self.studio_dir)
+        if self.port is None:
+            self.port = free_port()
+        cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(self.port)]
+        log = open(self.log_path, "ab")
+        try:
+            self._proc = subprocess.Popen(cmd, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, cwd=self.studio_dir, start_new_session=True)
+        finally:
+            log.close()
+        self.pid = self._proc.pid
+        (self.studio_dir / "server.json").write_text(json.dumps({"pid": self.pid, "port": self.port, "url": self.url}))
+        try:
+            self._wait_healthy()
+            if not self.credentials.token:
+                self.credentials.token = create_personal_token(self.url, self.credentials.email, self.credentials.password)
+                save_credentials(self.studio_dir, self.credentials)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise ServiceError(f"Label Studio exited with code {self._proc.returncode} while starting on "
+                                   f"{self.url}; see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        raise ServiceError(f"Label Studio did not answer {self.url}/health within {self.startup_timeout:g} s; "
+                           f"see {self.log_path}")
+
+    def client(self, **kwargs) -> StudioClient:
+        """A client logged in as the admin."""
+        return StudioClient(self.url, self.credentials.token, **kwargs)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the server's process group by PID (SIGKILL after ``timeout``)."""
+        if self.pid is None:
+            return
+        stop_pid(self.pid, timeout, self._proc)
+        self.pid = None
+        self._proc = None
+        (self.studio_dir / "server.json").unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL at once (tests: a server that dies mid-sync)."""
+        if self.pid is not None:
+            stop_pid(self.pid, 0.0, self._proc, sig=signal.SIGKILL)
+            self.pid = None
+            self._proc = None
+
+    def __enter__(self) -> "StudioServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @staticmethod
+    def copy_data(template: Path, studio_dir: Path) -> None:
+        """Copy a migrated template (``ls/`` + ``credentials.json``) so a start takes ~2 s, not ~20."""
+        shutil.copytree(template / "ls", studio_dir / "ls")
+        shutil.copy2(template / "credentials.json", studio_dir / "credentials.json")
+
+    @classmethod
+    def running(cls, studio_dir: str | Path) -> "StudioServer | None":
+        """The server a previous `labelloop up` left running, from ``server.json``."""
+        studio_dir = Path(studio_dir)
+        info_path = studio_dir / "server.json"
+        if not info_path.is_file():
+            return None
+        info = json.loads(info_path.read_text())
+        if not _alive(info["pid"]):
+            info_path.unlink(missing_ok=True)
+            return None
+        server = cls(studio_dir, port=info["port"])
+        server.pid = info["pid"]
+        server.credentials = load_credentials(studio_dir)
+        return server
+
+
+def stop_pid(pid: int, timeout: float, proc: subprocess.Popen | None = None, sig: int = signal.SIGTERM) -> None:
+    """Signal one process group (started with its own session) and reap it."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None:
+            if proc.poll() is not None:
+                return
+        elif not _alive(pid):
+            return
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            if proc is not None:
+                proc.wait(5)
+            return
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs; an exited child of ours is reaped here (no zombie left)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        state = "?"
+    if state in ("Z", "X"):
+        try:
+            os.waitpid(pid, 0)  # our own child (started in this process): reap it
+        except ChildProcessError:
+            pass  # someone else's child: its parent reaps it
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done != pid
+    except ChildProcessError:
+        return True

@@ -1,0 +1,59 @@
+"""Fixtures of the crawler tests: real HTTP servers on 127.0.0.1 (subprocesses, stopped by PID)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+# pytest runs with --import-mode=importlib (test folders are not on sys.path): make this folder's
+# helper module importable by the test modules beside it.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scrape_helpers import LocalSite  # noqa: E402
+
+os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try to download a driver
+
+
+@pytest.fixture
+def local_site(tmp_path: Path) -> Iterator[Callable[..., LocalSite]]:
+    """Start ``localsite`` servers from route dicts; every one is killed by PID afterwards."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(routes: dict[str, Any], root: Path | None = None, name: str = "site") -> LocalSite:
+        log = tmp_path / f"{name}-requests.jsonl"
+        spec = {"log": str(log), "routes": routes, "root": str(root) if root else None}
+        spec_path = tmp_path / f"{name}-spec.json"
+        spec_path.write_text(json.dumps(spec))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
+            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+        )
+        started.append(proc)
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"local site did not start (got {line!r})")
+        port = int(line.split()[1])
+        return LocalSite(f"http://127.0.0.1:{port}", port, log, proc)
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'labelloop.db'}"
+
+
