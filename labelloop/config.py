@@ -210,6 +210,9 @@ class TrainingConfig(Section):
     mlp: MLPConfig = Field(default_factory=MLPConfig)
     logreg_c: float = Field(default=1.0, gt=0.0, description="Inverse regularisation of the logreg model.")
     epochs: int = Field(default=20, ge=1, le=10000)
+    min_steps: int = Field(
+        default=200, ge=0, description="At least this many optimizer steps: small training sets get more epochs."
+    )
     batch_size: int = Field(default=64, ge=2)
     lr: float = Field(default=1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(default=0.0, ge=0.0)

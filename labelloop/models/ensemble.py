@@ -119,7 +119,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         ``global_pool``, ``dropout``; for ``mlp`` ``hidden``, ``dropout``; for
         ``logreg`` ``C``, ``max_iter``.
     n_splits : int, default=5
-    epochs, batch_size, lr, weight_decay, schedule, patience, loss, focal_gamma
+    epochs, min_steps, batch_size, lr, weight_decay, schedule, patience, loss, focal_gamma
         Passed to :class:`~labelloop.models.trainer.Trainer`.
     class_weight : {"balanced"} or array-like of shape (n_classes,), optional
         ``"balanced"``: ``n / (n_classes * count_c)`` from the (soft) label counts.
@@ -172,6 +172,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         model_params: dict[str, Any] | None = None,
         n_splits: int = 5,
         epochs: int = 20,
+        min_steps: int = 0,
         batch_size: int = 64,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -196,6 +197,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         self.model_params = model_params
         self.n_splits = n_splits
         self.epochs = epochs
+        self.min_steps = min_steps
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -446,6 +448,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
             cb = lambda epoch, info: self.callback(folds[0], epoch, info)  # noqa: E731
         trainer = Trainer(
             epochs=self.epochs,
+            min_steps=self.min_steps,
             batch_size=self.batch_size,
             lr=self.lr,
             weight_decay=self.weight_decay,

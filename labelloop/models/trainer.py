@@ -165,6 +165,10 @@ class Trainer:
         Seeds batch order and augmentation draws.
     callback : callable, optional
         ``callback(epoch, info)`` after every epoch (progress reporting).
+    min_steps : int, default=0
+        Train for at least this many optimizer steps, adding epochs when the
+        training set is small (89 items in batches of 64 make one step per
+        epoch: 20 epochs would be 20 steps, far too few to learn anything).
     """
 
     def __init__(
@@ -184,8 +188,10 @@ class Trainer:
         amp: bool = True,
         seed: int = 0,
         callback: Callable[[int, dict[str, Any]], None] | None = None,
+        min_steps: int = 0,
     ) -> None:
         self.epochs = epochs
+        self.min_steps = min_steps
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -282,7 +288,8 @@ class Trainer:
         length = max(len(t) for t in tr)
         bs = self.batch_size
         steps_per_epoch = length // bs + (1 if length % bs >= 2 else 0)
-        total_steps = steps_per_epoch * self.epochs
+        n_epochs = max(self.epochs, math.ceil(self.min_steps / steps_per_epoch))
+        total_steps = steps_per_epoch * n_epochs
         if self.weight_decay:
             opt = torch.optim.AdamW(network.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
         else:
@@ -310,12 +317,12 @@ class Trainer:
         t0 = time.perf_counter()
         epoch = 0
         try:
-            for epoch in range(1, self.epochs + 1):
+            for epoch in range(1, n_epochs + 1):
                 network.train()
                 x_epoch = Xd
                 if per_image:
                     x_aug = future.result()
-                    if epoch < self.epochs:
+                    if epoch < n_epochs:
                         future = pool.submit(augment.images, x_host, self.seed + epoch)
                     x_epoch = to_dev(x_aug, torch.float32)
                 idx, mask = self._epoch_order(tr, length, gen, dev)

@@ -50,6 +50,7 @@ def build_ensemble(config: LabelloopConfig, checkpoint_dir: Path | None = None) 
         model_params=params,
         n_splits=t.folds,
         epochs=t.epochs,
+        min_steps=t.min_steps,
         batch_size=t.batch_size,
         lr=t.lr,
         weight_decay=t.weight_decay,

@@ -216,3 +216,11 @@ def test_cuda_amp_path(digits):
     assert ens.amp_dtype_ == ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
     assert np.mean([s["accuracy"] for s in ens.fold_scores_]) >= 0.95
     assert ens.predict_proba(X[:10]).shape == (10, 10)
+
+
+def test_small_training_sets_get_at_least_min_steps(small_digits):
+    X, y = small_digits
+    torch.manual_seed(0)
+    net = ConvNet(1, 10, (8, 8), channels=[4], hidden=8, n_members=1)
+    res = Trainer(epochs=2, batch_size=64, min_steps=30, device="cpu").fit(net, X[:100, None], np.eye(10)[y[:100]], [np.arange(100)])
+    assert res.epochs_run == 15  # 2 steps per epoch: 15 epochs make 30 steps, more than the 2 asked
