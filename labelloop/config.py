@@ -51,6 +51,12 @@ DEFAULT_PRECEDENCE = ["gold", "expert", "crowd", "weak", "pseudo", "model"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def _check_slug(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(f"must be letters, digits, '_', '.' or '-' (got {value!r})")
+    return value
+
+
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors."""
 
@@ -64,12 +70,7 @@ class DatasetConfig(Section):
     modality: Literal["image", "text", "tabular"] = Field(description="Kind of item.")
     classes: list[str] = Field(description="Class names, in the order of their integer ids (at least 2).")
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_slug(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(f"must be letters, digits, '_', '.' or '-' (got {value!r})")
-        return value
+    _name_is_slug = field_validator("name")(classmethod(lambda cls, value: _check_slug(value)))
 
     @field_validator("classes")
     @classmethod
@@ -369,12 +370,7 @@ class BotConfig(Section):
         default_factory=dict, description="True class name -> class most of its errors go to.")
     confusion_share: float = Field(default=0.8, ge=0.0, le=1.0, description="Share of errors sent there.")
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_slug(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(f"must be letters, digits, '_', '.' or '-' (got {value!r})")
-        return value
+    _name_is_slug = field_validator("name")(classmethod(lambda cls, value: _check_slug(value)))
 
 
 class CrowdConfig(Section):
@@ -727,12 +723,7 @@ class SiteConfig(Section):
     follow: FollowConfig = Field(default_factory=FollowConfig)
     max_pages: int | None = Field(default=None, ge=1, description="Stop after this many pages in one run.")
 
-    @field_validator("name")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(f"must be letters, digits, '_', '.' or '-' (got {value!r})")
-        return value
+    _slug = field_validator("name")(classmethod(lambda cls, value: _check_slug(value)))
 
     @field_validator("start_urls")
     @classmethod

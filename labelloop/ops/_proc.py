@@ -153,3 +153,30 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     tmp.replace(path)  # atomic: a reader never sees half a file
+
+
+class PidStateMixin:
+    """Stop-by-pid and the JSON state round trip shared by the services `labelloop up` starts.
+
+    The dataclass using it has ``pid``, ``home`` (a Path) and ``extra_env`` fields.
+    """
+
+    def stop(self) -> bool:
+        """Stop it by pid; True if something was running."""
+        stopped = stop_pid(self.pid)
+        self.pid = None
+        return stopped
+
+    def as_state(self) -> dict:
+        from dataclasses import asdict
+
+        state = asdict(self)
+        state["home"] = str(self.home)
+        state.pop("extra_env")
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict):
+        from pathlib import Path
+
+        return cls(**{**state, "home": Path(state["home"])})

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from labelloop.exceptions import ServiceError
-from labelloop.ops._proc import free_port, is_alive, port_is_free, spawn, stop_pid, wait_until
+from labelloop.ops._proc import PidStateMixin, free_port, is_alive, port_is_free, spawn, stop_pid, wait_until
 
 __all__ = ["PrefectServer", "prefect_env", "prefect_executable"]
 
@@ -54,7 +53,7 @@ def prefect_env(home: Path, api_url: str | None = None, extra: dict[str, str] | 
 
 
 @dataclass
-class PrefectServer:
+class PrefectServer(PidStateMixin):
     """One Prefect API + UI server.
 
     Parameters
@@ -123,18 +122,5 @@ class PrefectServer:
         wait_until(self.healthy, timeout, f"Prefect server on {self.url}", log=log, pid=self.pid)
         return self
 
-    def stop(self) -> bool:
-        """Stop it by pid; True if something was running."""
-        stopped = stop_pid(self.pid)
-        self.pid = None
-        return stopped
 
-    def as_state(self) -> dict[str, Any]:
-        state = asdict(self)
-        state["home"] = str(self.home)
-        state.pop("extra_env")
-        return state
 
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "PrefectServer":
-        return cls(**{**state, "home": Path(state["home"])})

@@ -8,12 +8,11 @@ the deployment's entrypoint, whatever is installed in the environment.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from labelloop.exceptions import ServiceError
-from labelloop.ops._proc import is_alive, spawn, stop_pid
+from labelloop.ops._proc import PidStateMixin, is_alive, spawn, stop_pid
 from labelloop.ops.prefect_server import prefect_env, prefect_executable
 
 __all__ = ["PrefectWorker", "ensure_work_pool"]
@@ -46,7 +45,7 @@ def ensure_work_pool(api_url: str, pool: str) -> bool:
 
 
 @dataclass
-class PrefectWorker:
+class PrefectWorker(PidStateMixin):
     """A process worker of one work pool.
 
     Parameters
@@ -92,17 +91,5 @@ class PrefectWorker:
             raise ServiceError(f"Prefect worker for pool {self.pool!r}: exited at once; see {log}")
         return self
 
-    def stop(self) -> bool:
-        stopped = stop_pid(self.pid)
-        self.pid = None
-        return stopped
 
-    def as_state(self) -> dict[str, Any]:
-        state = asdict(self)
-        state["home"] = str(self.home)
-        state.pop("extra_env")
-        return state
 
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "PrefectWorker":
-        return cls(**{**state, "home": Path(state["home"])})
