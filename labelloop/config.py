@@ -57,6 +57,14 @@ def _check_slug(value: str) -> str:
     return value
 
 
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regex ({exc}) (got {pattern!r})") from None
+    return pattern
+
+
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors."""
 
@@ -663,12 +671,7 @@ class ItemRule(Section):
     @field_validator("pages", "image_regex")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regex ({exc}) (got {value!r})") from None
-        return value
+        return value if value is None else _check_regex(value)
 
 
 class FollowConfig(Section):
@@ -751,12 +754,7 @@ class SiteConfig(Section):
     @field_validator("javascript")
     @classmethod
     def _js_regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"not a valid regex ({exc}) (got {pattern!r})") from None
-        return value
+        return [_check_regex(pattern) for pattern in value]
 
 
 class CollectConfig(Section):

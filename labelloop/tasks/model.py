@@ -14,7 +14,7 @@ from labelloop.models.baseline import KFoldBaseline
 from labelloop.models.features import load_matrix
 from labelloop.store import LabelIn, Resolution, Store
 
-__all__ = ["training_set", "model_version", "train_baseline_task", "store_predictions_task"]
+__all__ = ["training_set", "model_version", "train_baseline_task", "store_predictions_task", "prediction_rows"]
 
 # Model rows are the committee's output: they never train the next committee.
 TRAINABLE_KINDS = ("gold", "expert", "crowd", "weak", "pseudo")
@@ -58,24 +58,25 @@ def train_baseline_task(config: LabelloopConfig, store: Store, resolution: Resol
     }
 
 
+def prediction_rows(ids: np.ndarray, proba: np.ndarray, source: str, version: str, part: str, run_id: str):
+    """``model`` label rows of one committee output; the dedupe key makes a rerun of a version write nothing."""
+    for item_id, p in zip(ids, proba):
+        yield LabelIn(
+            int(item_id),
+            int(p.argmax()),
+            "model",
+            source,
+            confidence=float(p.max()),
+            probs=np.asarray(p, dtype=np.float32),
+            run_id=run_id,
+            dedupe_key=f"model:{version}:{part}:{int(item_id)}",
+        )
+
+
 @task(cache_policy=NO_CACHE)
 def store_predictions_task(store: Store, fitted: dict, version: str, run_id: str) -> int:
     """Write out-of-fold and pool probabilities as ``model`` label rows (idempotent per version)."""
     source = f"baseline-logreg@{version}"
-
-    def rows(ids: np.ndarray, proba: np.ndarray, part: str):
-        for item_id, p in zip(ids, proba):
-            yield LabelIn(
-                int(item_id),
-                int(p.argmax()),
-                "model",
-                source,
-                confidence=float(p.max()),
-                probs=p,
-                run_id=run_id,
-                dedupe_key=f"model:{version}:{part}:{int(item_id)}",
-            )
-
-    written = store.add_labels(rows(fitted["train_ids"], fitted["oof_proba"], "oof"))
-    written += store.add_labels(rows(fitted["pool_ids"], fitted["pool_proba"], "pool"))
+    written = store.add_labels(prediction_rows(fitted["train_ids"], fitted["oof_proba"], source, version, "oof", run_id))
+    written += store.add_labels(prediction_rows(fitted["pool_ids"], fitted["pool_proba"], source, version, "pool", run_id))
     return written

@@ -22,7 +22,8 @@ from labelloop.exceptions import TrainingError
 from labelloop.models.ensemble import KFoldEnsemble
 from labelloop.models.features import embed_texts, load_images
 from labelloop.sources.arrays import decode_array
-from labelloop.store import LabelIn, Resolution, Store
+from labelloop.store import Resolution, Store
+from labelloop.tasks.model import prediction_rows
 
 __all__ = [
     "build_ensemble",
@@ -173,21 +174,7 @@ def store_committee_predictions_task(
     store: Store, source: str, version: str, run_id: str, parts: list[tuple[str, np.ndarray, np.ndarray]]
 ) -> int:
     """Write ``model`` rows with the committee's probabilities (idempotent per model version)."""
-
-    def rows(ids: np.ndarray, proba: np.ndarray, part: str):
-        for item_id, p in zip(ids, proba):
-            yield LabelIn(
-                int(item_id),
-                int(p.argmax()),
-                "model",
-                source,
-                confidence=float(p.max()),
-                probs=p.astype(np.float32),
-                run_id=run_id,
-                dedupe_key=f"model:{version}:{part}:{int(item_id)}",
-            )
-
-    return sum(store.add_labels(rows(ids, proba, part)) for part, ids, proba in parts)
+    return sum(store.add_labels(prediction_rows(ids, proba, source, version, part, run_id)) for part, ids, proba in parts)
 
 
 def write_manifest(path: Path, payload: dict[str, Any]) -> Path:
