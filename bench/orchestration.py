@@ -34,11 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 _TMP = Path(tempfile.mkdtemp(prefix="labelloop-bench-orch-"))
 os.environ["PREFECT_HOME"] = str(_TMP / "prefect-home")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.pop("PREFECT_API_URL", None)
+from labelloop.runtime import prepare_prefect_env  # noqa: E402
+
+prepare_prefect_env()  # analytics off, startup timeout, quiet logs: before Prefect is imported
 
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402

@@ -19,12 +19,10 @@ from labelloop.testing import free_port
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="labelloop-tests-"))
 os.environ["PREFECT_HOME"] = str(_SESSION_DIR / "prefect-home")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.pop("PREFECT_API_URL", None)
+from labelloop.runtime import prepare_prefect_env  # noqa: E402
+
+prepare_prefect_env()  # the same environment `labelloop run` sets, before any test imports Prefect
 
 ROOT = Path(__file__).resolve().parent.parent
 
