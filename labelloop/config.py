@@ -775,6 +775,11 @@ class CollectConfig(Section):
         default=True,
         description="A run after a finished crawl re-checks known pages with conditional requests (ETag / Last-Modified).",
     )
+    parse_workers: int | None = Field(
+        default=None, ge=0, le=64,
+        description="Processes that parse pages once the crawl's own core is saturated; none = the other cores "
+        "(at most 4), 0 = always parse in the crawl's process.",
+    )
 
     @field_validator("user_agent")
     @classmethod

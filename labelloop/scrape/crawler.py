@@ -2,10 +2,14 @@
 
 One :class:`Crawler` crawls one configured site. Pages and images are fetched by
 a pool of asyncio workers over one pooled httpx client; every request passes the
-site's robots.txt and the politeness gates. Outcomes are buffered and written
-in small transactions (items to the sink first, then the frontier rows), so
-the database is never the bottleneck and a crash loses at most the last
-fraction of a second of work, which is redone on restart without duplicates.
+site's robots.txt and the politeness gates (a rendered page's own sub-requests too:
+the browser goes through :mod:`labelloop.scrape.proxy`).
+
+Each page is parsed once (lxml; see :mod:`labelloop.scrape.extract`), inline or in a
+process pool once the loop's core is saturated. Outcomes are committed by one writer
+in group commits: a page's items, its frontier state and the links it queued share a
+transaction, and a worker takes its next URL only after that transaction committed,
+so a crawl killed at any instant fetches again at most one page per worker.
 """
 
 from __future__ import annotations
@@ -25,18 +29,20 @@ from sqlalchemy.engine import Engine
 
 from labelloop.config import CollectConfig, SiteConfig
 from labelloop.exceptions import CrawlError
-from labelloop.scrape.extract import LinkRules, extract_page
+from labelloop.scrape.extract import Extractor, LinkRules
 from labelloop.scrape.fetch import Fetcher, FetchResult, make_client
 from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate, sqlite_pragmas
 from labelloop.scrape.items import CollectedItem, ImageStore, text_hash
+from labelloop.scrape.parsepool import ParsePool
 from labelloop.scrape.politeness import Politeness
 from labelloop.scrape.robots import RobotsCache
 from labelloop.scrape.urls import ALLOWED_SCHEMES, default_scope, in_scope, normalize_url, origin, scheme_of
 
 __all__ = ["Crawler", "CrawlReport", "ItemSink"]
 
-# Receives the items of a batch of pages and returns (added, already stored).
-ItemSink = Callable[[list[CollectedItem]], tuple[int, int]]
+# Receives the items of a batch of pages and the open connection of the transaction that records
+# those pages in the frontier (a sink writing to the same database joins it); returns (added, already stored).
+ItemSink = Callable[[list[CollectedItem], Any], tuple[int, int]]
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 _MAX_ERRORS_KEPT = 200
@@ -58,6 +64,10 @@ class CrawlReport:
     items_existing: int = 0
     near_duplicates: int = 0
     retries: int = 0
+    pages_parsed: int = 0
+    parse_cpu_seconds: float = 0.0  # CPU time of parsing and extraction (inline and in pool workers)
+    pages_parsed_in_pool: int = 0
+    subrequests: Counter = field(default_factory=Counter)  # rendered pages' own requests: outcome -> count
     skipped: Counter = field(default_factory=Counter)  # reason -> URLs not fetched on purpose
     failed: Counter = field(default_factory=Counter)  # reason -> URLs that failed
     links_skipped: Counter = field(default_factory=Counter)  # reason -> links not followed
@@ -71,6 +81,14 @@ class CrawlReport:
     @property
     def pages_per_second(self) -> float:
         return self.pages_fetched / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def elapsed_so_far(self) -> float:
+        return self.elapsed or (time.time() - self.started_at if self.started_at else 0.0)
+
+    @property
+    def parse_cpu_ms_per_page(self) -> float:
+        return 1000 * self.parse_cpu_seconds / self.pages_parsed if self.pages_parsed > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +104,10 @@ class CrawlReport:
             "items_existing": self.items_existing,
             "near_duplicates": self.near_duplicates,
             "retries": self.retries,
+            "pages_parsed": self.pages_parsed,
+            "parse_cpu_ms_per_page": round(self.parse_cpu_ms_per_page, 3),
+            "pages_parsed_in_pool": self.pages_parsed_in_pool,
+            "subrequests": dict(self.subrequests),
             "skipped": dict(self.skipped),
             "failed": dict(self.failed),
             "links_skipped": dict(self.links_skipped),
@@ -100,13 +122,16 @@ class CrawlReport:
 
 @dataclass
 class _Batch:
+    """What the workers produced since the last commit; ``committed`` resolves when it is durable."""
+
+    committed: asyncio.Future
     items: list[CollectedItem] = field(default_factory=list)
     updates: list[FrontierUpdate] = field(default_factory=list)
     new: list[FrontierEntry] = field(default_factory=list)
     image_hashes: list[tuple[str, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.updates) + len(self.new)
+        return len(self.updates) + len(self.new) + len(self.items)
 
 
 class Crawler:
@@ -123,12 +148,13 @@ class Crawler:
     data_dir : path
         Images go under ``<data_dir>/images``.
     sink : callable or None
-        ``sink(items) -> (added, existing)``; ``None`` keeps nothing but the frontier (dry runs, benchmarks).
+        ``sink(items, connection) -> (added, existing)``; ``None`` keeps nothing but the frontier
+        (dry runs, benchmarks).
     run_id : str or None
         Id of this run, kept in provenance; a new UUID by default.
-    flush_every : int, default=64
-        Frontier rows buffered before a write (a write also happens every ``flush_seconds``).
-    flush_seconds : float, default=0.25
+    on_progress : callable or None
+        Called with the :class:`CrawlReport` after each commit (at most ``progress_every`` s apart).
+    progress_every : float, default=0.2
     """
 
     def __init__(
@@ -139,8 +165,8 @@ class Crawler:
         data_dir: str | Path,
         sink: ItemSink | None = None,
         run_id: str | None = None,
-        flush_every: int = 64,
-        flush_seconds: float = 0.25,
+        on_progress: Callable[[CrawlReport], None] | None = None,
+        progress_every: float = 0.2,
     ) -> None:
         self.site = site
         self.collect = collect
@@ -151,10 +177,11 @@ class Crawler:
         self.data_dir = Path(data_dir)
         self.sink = sink
         self.run_id = run_id or uuid.uuid4().hex
-        self.flush_every = flush_every
-        self.flush_seconds = flush_seconds
+        self.on_progress = on_progress
+        self.progress_every = progress_every
         self.scope = site.scope or default_scope(site.start_urls)
         self.link_rules = LinkRules.from_config(site.follow, self.scope)
+        self.extractor = Extractor(site.items, self.link_rules)
         self._js = [re.compile(p) for p in site.javascript]
 
     # -- public -----------------------------------------------------------------------------------
@@ -190,16 +217,21 @@ class Crawler:
         fetcher = Fetcher(
             client, politeness, f.retries, f.backoff_base, f.backoff_max, f.max_bytes, f.max_redirects, p.max_retry_after
         )
-        state = _CrawlState(self, frontier, report, politeness, fetcher, images, known)
+        parser = ParsePool(self.extractor, list(self.site.items), self.link_rules, self.collect.parse_workers)
+        state = _CrawlState(self, frontier, report, politeness, fetcher, images, known, parser)
         state.robots = RobotsCache(state.fetch_robots)
         start = time.perf_counter()
         try:
             await state.run(pending)
         finally:
+            await state.close_renderer()
             await client.aclose()
-            state.close_renderer()
+            parser.close()
             report.elapsed = time.perf_counter() - start
             report.retries = fetcher.retry_count
+            report.parse_cpu_seconds = parser.cpu_seconds
+            report.pages_parsed = parser.pages_inline + parser.pages_pooled
+            report.pages_parsed_in_pool = parser.pages_pooled
             report.pending_left = frontier.counts().get("pending", 0)
             for host, gate in politeness.gates.items():
                 report.hosts[host] = {
@@ -207,6 +239,7 @@ class Crawler:
                     "failures": gate.stats.failures,
                     "rate_per_s": round(gate.stats.rate, 3),
                     "interval_s": gate.interval,
+                    "gaps_under_interval": gate.stats.gaps_under_interval,
                 }
         return report
 
@@ -226,8 +259,10 @@ class _CrawlState:
         fetcher: Fetcher,
         images: ImageStore,
         known: set[str],
+        parser: ParsePool,
     ) -> None:
         self.crawler = crawler
+        self.parser = parser
         self.site = crawler.site
         self.collect = crawler.collect
         self.frontier = frontier
@@ -238,11 +273,14 @@ class _CrawlState:
         self.known = known
         self.robots: RobotsCache
         self.queue: asyncio.Queue[FrontierEntry] = asyncio.Queue()
-        self.batch = _Batch()
-        self.flush_lock = asyncio.Lock()
-        self.pages_started = 0
+        self.batch: _Batch
+        self.batch_ready: asyncio.Event
+        self.fatal: BaseException | None = None
+        self.pages_started = 0  # pages requested (or rendered) this run: what max_pages counts
         self.renderer: Any = None
+        self.proxy: Any = None
         self.render_slots: asyncio.Semaphore | None = None
+        self._last_progress = 0.0
         self._robots_applied: set[str] = set()
 
     # -- robots -----------------------------------------------------------------------------------
@@ -289,58 +327,87 @@ class _CrawlState:
 
     # -- main loop ----------------------------------------------------------------------------------
     async def run(self, pending: list[FrontierEntry]) -> None:
+        loop = asyncio.get_running_loop()
+        self.batch = _Batch(loop.create_future())
+        self.batch_ready = asyncio.Event()
         for entry in pending:
             self.queue.put_nowait(entry)
         n_workers = self.collect.politeness.max_concurrency
         workers = [asyncio.create_task(self.worker()) for _ in range(n_workers)]
-        flusher = asyncio.create_task(self.flush_loop())
+        writer = asyncio.create_task(self.writer())
+        drained = asyncio.create_task(self.queue.join())
         try:
-            await self.queue.join()
+            await asyncio.wait([drained, writer], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in workers:
+            for task in (*workers, drained):
                 task.cancel()
-            flusher.cancel()
-            await asyncio.gather(*workers, flusher, return_exceptions=True)
-            await self.flush()
+            await asyncio.gather(*workers, drained, return_exceptions=True)
+            if not writer.done():
+                self.batch_ready.set()
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
+        if self.fatal is not None:
+            raise CrawlError(f"crawl {self.site.name!r}: writing to the store failed ({self.fatal})") from self.fatal
 
     async def worker(self) -> None:
         while True:
             entry = await self.queue.get()
             try:
-                if entry.kind == "page":
-                    limit = self.site.max_pages
-                    if limit is not None and self.pages_started >= limit:
-                        continue  # stays pending for the next run
-                    self.pages_started += 1
-                    await self.page(entry)
-                else:
-                    await self.image(entry)
-            except Exception as exc:  # noqa: BLE001 - one bad URL never stops a crawl; it is counted
-                self.fail(entry, "internal_error", f"{entry.url}: {type(exc).__name__}: {exc}", None, 0)
+                try:
+                    if entry.kind == "page":
+                        recorded = await self.page(entry)
+                    else:
+                        recorded = await self.image(entry)
+                except Exception as exc:  # noqa: BLE001 - one bad URL never stops a crawl; it is counted
+                    self.fail(entry, "internal_error", f"{entry.url}: {type(exc).__name__}: {exc}", None, 0)
+                    recorded = True
+                if recorded:
+                    # The next URL only once this one's outcome is durable: a kill refetches <= one page per worker.
+                    await self.commit()
             finally:
                 self.queue.task_done()
-            if len(self.batch) >= self.crawler.flush_every:
-                await self.flush()
 
-    async def flush_loop(self) -> None:
+    async def commit(self) -> None:
+        batch = self.batch
+        self.batch_ready.set()
+        await asyncio.shield(batch.committed)
+
+    async def writer(self) -> None:
+        """Group commit: whatever the workers produced while the last write ran is one transaction."""
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.crawler.flush_seconds)
-            await self.flush()
-
-    async def flush(self) -> None:
-        async with self.flush_lock:
-            batch, self.batch = self.batch, _Batch()
-            if not batch.items and not len(batch):
+            await self.batch_ready.wait()
+            self.batch_ready.clear()
+            batch, self.batch = self.batch, _Batch(loop.create_future())
+            if not len(batch):
+                batch.committed.set_result(None)
+                continue
+            try:
+                await asyncio.to_thread(self._write, batch)
+            except Exception as exc:  # noqa: BLE001 - the crawl stops and says why (see run)
+                self.fatal = exc
+                batch.committed.set_exception(exc)
+                batch.committed.exception()  # retrieved: no "never retrieved" warning
+                self.batch.committed.cancel()
                 return
-            await asyncio.to_thread(self._write, batch)
+            batch.committed.set_result(None)
+            self.progress()
+
+    def progress(self, force: bool = False) -> None:
+        callback = self.crawler.on_progress
+        now = time.monotonic()
+        if callback is not None and (force or now - self._last_progress >= self.crawler.progress_every):
+            self._last_progress = now
+            callback(self.report)
 
     def _write(self, batch: _Batch) -> None:
-        # Items first: a page is marked done only once its items are stored.
-        if batch.items and self.crawler.sink is not None:
-            added, existing = self.crawler.sink(batch.items)
-            self.report.items_added += added
-            self.report.items_existing += existing
-        self.frontier.record(batch.updates, batch.new, self.crawler.run_id, batch.image_hashes)
+        # One transaction: the pages' items, their frontier state and the links they queued.
+        with self.crawler.engine.begin() as conn:
+            if batch.items and self.crawler.sink is not None:
+                added, existing = self.crawler.sink(batch.items, conn)
+                self.report.items_added += added
+                self.report.items_existing += existing
+            self.frontier.record(batch.updates, batch.new, self.crawler.run_id, batch.image_hashes, connection=conn)
 
     # -- outcomes -----------------------------------------------------------------------------------
     def fail(self, entry: FrontierEntry, reason: str, message: str, status: int | None, attempts: int) -> None:
@@ -364,24 +431,30 @@ class _CrawlState:
         }
 
     # -- pages ----------------------------------------------------------------------------------------
-    async def page(self, entry: FrontierEntry) -> None:
+    async def page(self, entry: FrontierEntry) -> bool:
+        """Crawl one page; ``False`` when it was left pending (``max_pages`` reached), else its outcome is batched."""
         url = entry.url
         if scheme_of(url) not in ALLOWED_SCHEMES:
             self.skip(entry, "bad_scheme", f"{url}: only http and https are fetched")
-            return
+            return True
         if not in_scope(url, self.crawler.scope):
             # Queued under an earlier config whose scope or start URLs were wider.
             self.skip(entry, "out_of_scope", f"{url}: outside the crawl's scope {self.crawler.scope}")
-            return
+            return True
         ok, why = await self.allowed(url)
         if not ok:
             self.skip(entry, "robots", f"{url}: {why}")
-            return
+            return True
+        # max_pages counts pages requested: URLs skipped above (robots, scope) never use it up.
+        limit = self.site.max_pages
+        if limit is not None and self.pages_started >= limit:
+            return False  # stays pending for the next run
+        self.pages_started += 1
         rendered = self.crawler.needs_javascript(url)
         if rendered:
             html, status, fetched_at, final_url = await self.render(entry)
             if html is None:
-                return
+                return True
             etag = last_modified = None
             attempts = 1
         else:
@@ -391,24 +464,25 @@ class _CrawlState:
             if result.not_modified:
                 self.report.pages_not_modified += 1
                 self.batch.updates.append(FrontierUpdate(url, "done", 304, "not_modified", None, result.attempts))
-                return
+                return True
             if not result.ok:
                 reason = result.reason or "failed"
                 if reason in ("robots", "redirect_to_known"):
                     self.skip(entry, reason, result.error or url)
                 else:
                     self.fail(entry, reason, result.error or f"{url}: {reason}", result.status, result.attempts)
-                return
+                return True
             if result.content_type not in _HTML_TYPES:
                 self.report.pages_fetched += 1
                 self.batch.updates.append(
                     FrontierUpdate(url, "done", result.status, "not_html", None, result.attempts, result.etag, result.last_modified)
                 )
-                return
+                return True
             html, status, fetched_at, final_url = result.text(), result.status, result.fetched_at, result.final_url
             etag, last_modified, attempts = result.etag, result.last_modified, result.attempts
         self.report.pages_fetched += 1
-        extract = extract_page(html, final_url, self.site.items, self.crawler.link_rules)
+        extract = await self.parser.parse(html, final_url)
+        # Everything below is synchronous: the page's outcome lands in one batch, committed together.
         if extract.unmatched:
             self.report.unmatched[url] = extract.unmatched
         self.report.links_skipped.update(extract.skipped_links)
@@ -434,23 +508,32 @@ class _CrawlState:
                     self.batch.new.append(child)
                     self.queue.put_nowait(child)
         self.batch.updates.append(FrontierUpdate(url, "done", status, None, None, attempts, etag, last_modified))
+        return True
 
     async def render(self, entry: FrontierEntry) -> tuple[str | None, int | None, float, str]:
+        from labelloop.scrape.proxy import GateProxy, browser_proxy_args
         from labelloop.scrape.render import DriverPool
 
         if self.renderer is None:
+            # The browsers' own requests (the page itself, its scripts, images, XHR) go through a proxy on
+            # this loop that applies robots.txt and the host gates, like the crawler's requests.
+            self.proxy = GateProxy(
+                self.allowed, self.politeness, self.fetcher.client, self.collect.fetch.max_bytes,
+                on_outcome=lambda kind: self.report.subrequests.update([kind]),
+            )
+            port = await self.proxy.start()
             r = self.collect.render
             self.renderer = DriverPool(
                 r.pool_size, r.chromium, r.chromedriver, self.collect.user_agent,
-                r.page_load_timeout, r.wait_timeout, r.poll_frequency, r.extra_args,
+                r.page_load_timeout, r.wait_timeout, r.poll_frequency, [*r.extra_args, *browser_proxy_args(port)],
             )
             # No more renders in flight than browsers: a waiting render would hold an executor thread.
             self.render_slots = asyncio.Semaphore(r.pool_size)
+        assert self.render_slots is not None
         fetched_at = time.time()
         try:
-            async with self.render_slots, self.politeness.request(origin(entry.url)) as gate:
+            async with self.render_slots:
                 result = await asyncio.to_thread(self.renderer.render, entry.url, self.site.wait_selector)
-                gate.succeeded()
         except CrawlError as exc:
             self.fail(entry, "render", str(exc), None, 1)
             return None, None, fetched_at, entry.url
@@ -461,28 +544,31 @@ class _CrawlState:
         self.report.pages_rendered += 1
         return result.html, result.status, fetched_at, final
 
-    def close_renderer(self) -> None:
+    async def close_renderer(self) -> None:
         if self.renderer is not None:
-            self.renderer.close()
+            await asyncio.to_thread(self.renderer.close)
             self.renderer = None
+        if self.proxy is not None:
+            await self.proxy.close()
+            self.proxy = None
 
     # -- images ---------------------------------------------------------------------------------------
-    async def image(self, entry: FrontierEntry) -> None:
+    async def image(self, entry: FrontierEntry) -> bool:
         url = entry.url
         ok, why = await self.allowed(url)
         if not ok:
             self.skip(entry, "robots", f"{url}: {why}")
-            return
+            return True
         result: FetchResult = await self.fetcher.fetch(url, redirect_check=self.image_redirect_check)
         if not result.ok:
             self.fail(entry, result.reason or "failed", result.error or url, result.status, result.attempts)
-            return
+            return True
         self.report.images_fetched += 1
         try:
             image, path, near = await asyncio.to_thread(self.images.save, result.content, url)
         except CrawlError as exc:
             self.fail(entry, "bad_image", str(exc), result.status, result.attempts)
-            return
+            return True
         meta = entry.meta or {}
         metadata = self.provenance(
             meta.get("page", entry.referer), meta.get("page_status"), result.fetched_at,
@@ -495,3 +581,4 @@ class _CrawlState:
         self.batch.items.append(CollectedItem("image", image.sha256, path=str(path), uri=url, metadata=metadata))
         self.batch.image_hashes.append((image.sha256, image.phash))
         self.batch.updates.append(FrontierUpdate(url, "done", result.status, None, None, result.attempts))
+        return True

@@ -2,17 +2,18 @@
 
 One row per URL per crawl (``UNIQUE(crawl, url)``): a URL is never queued twice,
 however many pages link to it. Rows move ``pending`` -> ``done`` | ``failed`` |
-``skipped``; a page's row becomes ``done`` only in the same transaction that
-queues its links, and only after its items were handed to the store. A crawl
-SIGKILLed at any instant therefore finds on restart every page either done
-(with its links queued) or still pending (fetched again; the store's
-content-hash dedup keeps its items from being stored twice).
+``skipped``; a page's row becomes ``done`` in the same transaction that stores its items and
+queues its links, and the crawler takes no new URL into a worker before the last
+one's transaction committed. A crawl SIGKILLed at any instant therefore finds on
+restart every page either done (items stored, links queued) or still pending, and
+at most one page per worker (the concurrency) is fetched again.
 
 ETag and Last-Modified are kept per URL for conditional re-crawls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -173,11 +174,15 @@ class Frontier:
         new: list[FrontierEntry],
         run_id: str | None = None,
         image_hashes: list[tuple[str, int]] | None = None,
+        connection: Any = None,
     ) -> None:
-        """In one transaction: queue ``new`` URLs (known ones are ignored) and finish ``updates``."""
+        """In one transaction: queue ``new`` URLs (known ones are ignored) and finish ``updates``.
+
+        ``connection``: an open transaction to join (the crawler's, which also stores the items).
+        """
         rows = self._rows(new)
         now = time.time()
-        with self.engine.begin() as conn:
+        with (contextlib.nullcontext(connection) if connection is not None else self.engine.begin()) as conn:
             if rows:
                 conn.execute(self._insert_ignore(frontier_table), rows)
             if image_hashes:

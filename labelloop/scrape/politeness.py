@@ -27,6 +27,7 @@ class HostStats:
     failures: int = 0
     first_start: float | None = None
     last_start: float | None = None
+    gaps_under_interval: int = 0  # request starts closer to the previous one than the host's interval asked
 
     @property
     def rate(self) -> float:
@@ -51,10 +52,11 @@ class _Spacer:
         self.last_start = float("-inf")
         self.lock = asyncio.Lock()
 
-    async def wait(self, interval: float) -> None:
+    async def wait(self, interval: float) -> float:
+        """Wait for the next start; returns its time (``time.monotonic``)."""
         if interval <= 0:
             self.last_start = time.monotonic()
-            return
+            return self.last_start
         async with self.lock:
             now = time.monotonic()
             start = max(now, self.next_free)
@@ -70,6 +72,7 @@ class _Spacer:
             await asyncio.sleep(short)
         self.last_start = now
         self.next_free = max(self.next_free, now + interval)
+        return now
 
 
 @dataclass
@@ -111,13 +114,14 @@ class HostGate:
                 if pause > 0:
                     await asyncio.sleep(pause)
                     continue
-                await self._spacer.wait(self.interval)
+                now = await self._spacer.wait(self.interval)
                 if self.paused_until <= time.monotonic():
                     break
-            now = time.monotonic()
             self.stats.requests += 1
             if self.stats.first_start is None:
                 self.stats.first_start = now
+            elif self.stats.last_start is not None and now - self.stats.last_start < self.interval:
+                self.stats.gaps_under_interval += 1
             self.stats.last_start = now
             yield
 

@@ -1,6 +1,12 @@
-"""Collected items into the dataset store (content-hash dedup makes re-delivery harmless)."""
+"""Collected items into the dataset store (content-hash dedup makes re-delivery harmless).
+
+The crawler hands each batch over with the open connection of the transaction that also
+records the pages' frontier state, so items and "this page is done" commit together.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from labelloop.scrape.items import CollectedItem
 from labelloop.store import ItemIn, Store
@@ -24,7 +30,7 @@ class StoreSink:
         self.dataset = dataset
         self.provenance_id = provenance_id
 
-    def __call__(self, items: list[CollectedItem]) -> tuple[int, int]:
+    def __call__(self, items: list[CollectedItem], connection: Any = None) -> tuple[int, int]:
         rows = [
             ItemIn(
                 modality=item.modality,
@@ -36,5 +42,7 @@ class StoreSink:
             )
             for item in items
         ]
-        result = self.store.add_items(self.dataset, rows, provenance_id=self.provenance_id)
+        if connection is not None and connection.engine.url != self.store.engine.url:
+            connection = None  # the frontier lives in another database: the items get their own transaction
+        result = self.store.add_items(self.dataset, rows, provenance_id=self.provenance_id, connection=connection)
         return result.added, result.existing

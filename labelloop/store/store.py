@@ -8,6 +8,8 @@ newest revision and is safe to call every time.
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -258,14 +260,24 @@ class Store:
 
     # -- items ------------------------------------------------------------------------
     def add_items(
-        self, dataset: str, items: Iterable[ItemIn], provenance_id: int | None = None, batch_size: int = _BATCH
+        self,
+        dataset: str,
+        items: Iterable[ItemIn],
+        provenance_id: int | None = None,
+        batch_size: int = _BATCH,
+        connection: Any = None,
     ) -> AddItemsResult:
-        """Add items; an item whose content hash is already stored is not added again."""
+        """Add items; an item whose content hash is already stored is not added again.
+
+        ``connection``: an open connection of this store's engine whose transaction the rows join
+        (the crawler commits a page's items and its frontier state together); by default each
+        batch is its own transaction.
+        """
         result = AddItemsResult()
         table = schema.items
         for batch in _batches(items, batch_size):
             hashes = [item.identity() for item in batch]
-            with self.engine.begin() as conn:
+            with (contextlib.nullcontext(connection) if connection is not None else self.engine.begin()) as conn:
                 known = self._ids_by_hash(conn, dataset, hashes)
                 now = _now()
                 fresh: dict[str, dict[str, Any]] = {}

@@ -87,7 +87,7 @@ class ListSink:
         self.items: dict[str, Any] = {}
         self.calls = 0
 
-    def __call__(self, items: list[Any]) -> tuple[int, int]:
+    def __call__(self, items: list[Any], connection: Any = None) -> tuple[int, int]:
         self.calls += 1
         added = existing = 0
         for item in items:

@@ -38,7 +38,7 @@ def test_retries_backoff_and_errors(local_site, db_url, tmp_path: Path) -> None:
     received: list = []
     report = Crawler(
         make_site(site.url, items=[{"name": "t", "container": "div.item", "text": "p.text"}]),
-        collect, db_url, tmp_path / "data", sink=lambda items: (received.extend(items) or (len(items), 0)),
+        collect, db_url, tmp_path / "data", sink=lambda items, conn: (received.extend(items) or (len(items), 0)),
     ).run()
 
     paths = site.paths()
@@ -102,7 +102,7 @@ def test_a_later_run_retries_what_failed_and_crawls_new_start_urls(local_site, d
     })
     rule = [{"name": "t", "container": "div.item", "text": "p.text"}]
     received: list = []
-    sink = lambda items: (received.extend(items) or (len(items), 0))  # noqa: E731
+    sink = lambda items, conn: (received.extend(items) or (len(items), 0))  # noqa: E731
     first = Crawler(make_site(site.url, items=rule), make_collect(), db_url, tmp_path / "d", sink=sink).run()
     assert first.failed == {"http_503": 1} and received == []
 

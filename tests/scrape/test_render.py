@@ -62,7 +62,7 @@ def test_javascript_pages_are_rendered_and_browsers_closed(local_site, db_url, t
         items=[{"name": "t", "container": "div.item", "text": "p.text"}],
     )
     received: list = []
-    report = Crawler(config, make_collect(), db_url, tmp_path / "d", sink=lambda i: (received.extend(i) or (len(i), 0))).run()
+    report = Crawler(config, make_collect(), db_url, tmp_path / "d", sink=lambda i, conn: (received.extend(i) or (len(i), 0))).run()
 
     texts = sorted(i.text for i in received)
     # The browser ran the script (and sent our User-Agent, not Chromium's); the link it built was followed.

@@ -27,7 +27,7 @@ from labelloop.store import Store
 site, collect, url, data = json.loads(sys.argv[1])
 store = Store(url).create()
 crawler = Crawler(SiteConfig.model_validate(site), CollectConfig.model_validate(collect), store.engine, data,
-                  sink=StoreSink(store, "quotes"), flush_every=4, flush_seconds=0.05)
+                  sink=StoreSink(store, "quotes"))
 print(json.dumps(crawler.run().as_dict()))
 """
 
