@@ -1,7 +1,11 @@
 """Scrapy side of bench/scrape.py, run in its own process (Twisted's reactor cannot restart).
 
-Usage: python bench/_scrape_scrapy.py START_URL OUT_DIR PER_HOST DELAY USER_AGENT
-Prints one JSON line: {"elapsed": seconds from spider open to close, "items": n, "images": n}.
+Usage: python bench/_scrape_scrapy.py START_URL OUT_DIR PER_HOST DELAY USER_AGENT [MAX_PAGES]
+With MAX_PAGES the real-site protocol runs: follow only .html pages (like labelloop's allow rule), one
+text item per ``main section`` (its first paragraph and heading), stop after about MAX_PAGES responses.
+Prints one JSON line: {"elapsed": seconds from spider open to close, "items": n, "images": n,
+"parse_cpu_s": CPU seconds in link extraction + item extraction (the HTML parse included), "pages_parsed": n,
+"starts": client-side request start times (perf_counter), when MAX_PAGES is given}.
 """
 
 from __future__ import annotations
@@ -20,7 +24,32 @@ from scrapy.linkextractors import LinkExtractor
 from scrapy.spiders import CrawlSpider, Rule
 
 START, OUT, PER_HOST, DELAY, UA = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-STATS = {"items": 0, "images": 0}
+MAX_PAGES = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+STATS = {"items": 0, "images": 0, "parse_cpu_s": 0.0, "pages_parsed": 0}
+STARTS: list[float] = []
+
+
+class TimedLinkExtractor(LinkExtractor):
+    """Scrapy's LinkExtractor, with its CPU time counted (the page's lxml parse happens in here)."""
+
+    def extract_links(self, response):
+        started = time.thread_time()
+        try:
+            return super().extract_links(response)
+        finally:
+            STATS["parse_cpu_s"] += time.thread_time() - started
+            STATS["pages_parsed"] += 1
+
+
+from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler  # noqa: E402
+
+
+class TimedHandler(HTTP11DownloadHandler):
+    """Records when each request really leaves (client side), after Scrapy's own delay."""
+
+    async def download_request(self, request):
+        STARTS.append(time.perf_counter())
+        return await super().download_request(request)
 
 
 class SiteSpider(CrawlSpider):
@@ -28,7 +57,11 @@ class SiteSpider(CrawlSpider):
 
     name = "bench"
     start_urls = [START]
-    rules = (Rule(LinkExtractor(), callback="parse_page", follow=True),)
+    rules = (
+        (Rule(TimedLinkExtractor(allow=r"(\.html|/)$"), callback="parse_page", follow=True),)
+        if MAX_PAGES
+        else (Rule(LinkExtractor(), callback="parse_page", follow=True),)
+    )
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -47,6 +80,19 @@ class SiteSpider(CrawlSpider):
         return self.parse_page(response)
 
     def parse_page(self, response):
+        if MAX_PAGES:
+            started = time.thread_time()
+            items = []
+            for section in response.css("main section"):
+                first = section.css("p")[:1]
+                text = " ".join(" ".join(first.css("::text").getall()).split())
+                title = " ".join(" ".join(section.css("h1, h2, h3")[:1].css("::text").getall()).split())
+                if text:
+                    items.append({"text": text, "title": title, "url": response.url})
+            STATS["parse_cpu_s"] += time.thread_time() - started
+            STATS["items"] += len(items)
+            yield from items
+            return
         for div in response.css("div.item"):
             text = " ".join(" ".join(div.css("p.text ::text").getall()).split())
             if text:
@@ -69,6 +115,13 @@ class SiteSpider(CrawlSpider):
         STATS["images"] += 1
 
 
+extra = {}
+if MAX_PAGES:
+    extra = {
+        "CLOSESPIDER_PAGECOUNT": MAX_PAGES,
+        "DOWNLOAD_HANDLERS": {"http": "__main__.TimedHandler"},
+        "DEPTH_LIMIT": 50,
+    }
 process = CrawlerProcess(settings={
     "ROBOTSTXT_OBEY": True,
     "USER_AGENT": UA,
@@ -81,7 +134,9 @@ process = CrawlerProcess(settings={
     "COOKIES_ENABLED": False,
     "DEPTH_LIMIT": 10,
     "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+    **extra,
 })
 process.crawl(SiteSpider)
 process.start()
-print(json.dumps({"elapsed": STATS["t1"] - STATS["t0"], "items": STATS["items"], "images": STATS["images"]}))
+print(json.dumps({"elapsed": STATS["t1"] - STATS["t0"], "items": STATS["items"], "images": STATS["images"],
+                  "parse_cpu_s": STATS["parse_cpu_s"], "pages_parsed": STATS["pages_parsed"], "starts": STARTS}))

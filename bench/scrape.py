@@ -18,7 +18,16 @@ Protocols, each crawler in its own fresh process, pages/s = unique public pages 
 Both crawlers extract the text items and download + verify (Pillow) + store every image by hash;
 labelloop also writes items to its SQLite store, keeps its frontier there and computes pHashes.
 
-Run: ``.venv/bin/python bench/scrape.py`` (about 2 minutes). Results: bench/results/scrape.json.
+4. ``real-site-delay`` / ``real-site-nodelay``: a real documentation site, Debian's ``python-pandas-doc``
+   (4,100 Sphinx pages of 20-170 KB, installed by this bench when missing), served from 127.0.0.1 with a
+   robots.txt written here: ``Disallow: /development/`` (linked from every page's navigation bar) and, in
+   the delay protocol, ``Crawl-delay: 0.02`` (Scrapy: ``DOWNLOAD_DELAY`` by hand). Both crawl at most 1,500
+   pages, following .html links, one text item per ``main section``. Runs interleave labelloop / Scrapy /
+   labelloop / Scrapy. Metrics: pages/s, requests into /development/ (server log), the share of
+   client-side request gaps under the delay, and parse CPU per page (HTML parse + links + items).
+
+Run: ``.venv/bin/python bench/scrape.py`` (about 8 minutes; ``--only real`` or ``--only synthetic``).
+Results: bench/results/scrape.json.
 """
 
 from __future__ import annotations
@@ -196,6 +205,117 @@ def labelloop_js(url: str, n_js: int, work: Path) -> dict:
     return {"pooled": pooled, "fresh": fresh}
 
 
+# -- the real site ------------------------------------------------------------------------------------
+REAL_DOC = Path("/usr/share/doc/python-pandas-doc/html")
+REAL_PACKAGE = "python-pandas-doc"
+REAL_MAX_PAGES = 1500
+REAL_DELAY = 0.02
+
+
+def ensure_real_site() -> Path:
+    """Debian's pandas documentation (4,100 HTML pages); installed with apt when missing."""
+    if not (REAL_DOC / "index.html").exists():
+        print(f"installing {REAL_PACKAGE} (apt) for the real-site protocol", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", REAL_PACKAGE], check=True,
+                       stdout=subprocess.DEVNULL)
+    return REAL_DOC
+
+
+def real_robots(delay: float | None) -> str:
+    return "User-agent: *\nDisallow: /development/\n" + (f"Crawl-delay: {delay}\n" if delay else "")
+
+
+def start_real_server(doc: Path, work: Path, delay: float | None, log: Path) -> tuple[str, subprocess.Popen]:
+    spec = work / f"real-spec-{delay}.json"
+    spec.write_text(json.dumps({
+        "root": str(doc), "log": str(log),
+        "routes": {"/robots.txt": {"status": 200, "headers": {"Content-Type": "text/plain"}, "body": real_robots(delay)}},
+    }))
+    proc = subprocess.Popen([sys.executable, "-m", "labelloop.scrape.localsite", str(spec)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"site server did not start: {line!r}")
+    return f"http://127.0.0.1:{int(line.split()[1])}", proc
+
+
+def labelloop_real(url: str, per_host: int, work: Path) -> dict:
+    from labelloop.config import CollectConfig, SiteConfig
+    from labelloop.scrape.crawler import Crawler
+    from labelloop.scrape.sink import StoreSink
+    from labelloop.store import Store
+
+    store = Store(f"sqlite:///{work / 'labelloop.db'}").create()
+    site = SiteConfig(
+        name="pandas-doc", start_urls=[url + "/index.html"], terms="Debian python-pandas-doc, BSD-3-Clause",
+        items=[{"name": "section", "container": "main section", "text": "p", "fields": {"title": "h1, h2, h3"}}],
+        follow={"max_depth": 50, "allow": [r"(\.html|/)$"]}, max_pages=REAL_MAX_PAGES,
+    )
+    collect = CollectConfig(user_agent=UA, politeness={"per_host_concurrency": per_host, "max_concurrency": 32},
+                            fetch={"retries": 2})
+    report = Crawler(site, collect, store.engine, work / "data", sink=StoreSink(store, "bench")).run()
+    host = next(iter(report.hosts.values()))
+    return {"elapsed": report.elapsed, "items": report.items_added, "pages": report.pages_fetched,
+            "parse_cpu_s": report.parse_cpu_seconds, "pages_parsed": report.pages_parsed,
+            "pages_parsed_in_pool": report.pages_parsed_in_pool,
+            "requests": host["requests"], "gaps_under_interval": host["gaps_under_interval"],
+            "failed": dict(report.failed), "skipped": dict(report.skipped)}
+
+
+def real_site_protocol(tmp_path: Path, per_host: int, repeats: int, rows: list[dict]) -> list[tuple]:
+    """Pairs in the order delay l/S, no-delay l/S, delay l/S, ...: a load change hits both systems alike."""
+    doc = ensure_real_site()
+    tasks = (("real-site-delay", REAL_DELAY), ("real-site-nodelay", None))
+    servers, logs, seen = {}, {}, {}
+    table = []
+    try:
+        for task, delay in tasks:
+            logs[task] = tmp_path / f"{task}.jsonl"
+            logs[task].touch()
+            servers[task] = start_real_server(doc, tmp_path, delay, logs[task])
+            seen[task] = 0
+        for rep in range(repeats):
+            for task, delay in tasks:
+                url = servers[task][0]
+                pair = {}
+                for system in ("labelloop", "scrapy"):
+                    work = tmp_path / f"{task}-{system}-{rep}"
+                    work.mkdir()
+                    if system == "labelloop":
+                        run = in_subprocess("labelloop-real", url, str(per_host), str(work))
+                        gaps = run["gaps_under_interval"] / max(1, run["requests"] - 1)
+                    else:
+                        run = in_subprocess("scrapy", url + "/index.html", str(work / "img"), str(per_host),
+                                            str(delay or 0), UA, str(REAL_MAX_PAGES))
+                        starts = sorted(run.pop("starts"))
+                        gaps = sum(b - a < (delay or 0) for a, b in zip(starts, starts[1:])) / max(1, len(starts) - 1)
+                    entries, seen[task] = read_log(logs[task], seen[task])
+                    pages = {e["path"] for e in entries if e["path"].endswith((".html", "/"))}
+                    disallowed = sum(e["path"].startswith("/development/") for e in entries)
+                    result = {
+                        "pages_per_s": len(pages) / run["elapsed"],
+                        "disallowed_requests": disallowed,
+                        "gaps_under_delay_pct": 100 * gaps,
+                        "parse_cpu_ms_per_page": 1000 * run["parse_cpu_s"] / max(1, run["pages_parsed"]),
+                    }
+                    pair[system] = result
+                    for metric, value in result.items():
+                        if metric == "gaps_under_delay_pct" and not delay:
+                            continue
+                        rows.append(row(task, system, metric, round(value, 3)))
+                    print(f"  {task} [{rep}] {system}: {len(pages)} pages in {run['elapsed']:.2f} s = "
+                          f"{result['pages_per_s']:.1f} pages/s, /development/ requests {disallowed}, gaps < delay "
+                          f"{result['gaps_under_delay_pct']:.2f}%, parse {result['parse_cpu_ms_per_page']:.2f} ms/page; "
+                          f"{run}", flush=True)
+                table.append((task, rep, pair["labelloop"], pair["scrapy"]))
+                write_results("scrape", rows)  # what is measured so far survives an interrupted bench
+    finally:
+        for _url, server in servers.values():
+            server.kill()
+            server.wait()
+    return sorted(table, key=lambda t: (t[0], t[1]))
+
+
 def in_subprocess(kind: str, *args: str) -> dict:
     # This checkout first on the path (not an installed labelloop), and never a Selenium Manager download.
     env = {**os.environ, "SE_OFFLINE": "true", "PYTHONPATH": str(ROOT)}
@@ -209,6 +329,58 @@ def in_subprocess(kind: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def synthetic(tmp_path: Path, args: argparse.Namespace, rows: list[dict], table: list[tuple]) -> None:
+    """Protocols 1-3 on the generated site."""
+    site_root = tmp_path / "site"
+    generate_site(site_root)
+    log = tmp_path / "requests.jsonl"
+    log.touch()
+    url, server = start_server(site_root, log)
+    seen = 0
+    try:
+        for task, delay in (("static-8-per-host", None), ("crawl-delay-0.01", 0.01)):
+            set_robots(site_root, delay)
+            for rep in range(args.repeats):
+                results = {}
+                for system in ("labelloop", "scrapy"):
+                    work = tmp_path / f"{task}-{system}-{rep}"
+                    work.mkdir()
+                    if system == "labelloop":
+                        run = in_subprocess("labelloop-static", url, str(args.per_host), str(work))
+                    else:
+                        run = in_subprocess("scrapy", url + "/index.html", str(work / "img"), str(args.per_host), str(delay or 0), UA)
+                    entries, seen = read_log(log, seen)
+                    stats = log_stats(entries, delay)
+                    pps = stats["public_pages"] / run["elapsed"]
+                    results[system] = (pps, stats, run)
+                    rows.append(row(task, system, "pages_per_s", round(pps, 1)))
+                    rows.append(row(task, system, "private_requests", stats["private_requests"]))
+                    if delay:
+                        rows.append(row(task, system, "gaps_under_delay_pct", round(stats["gaps_under_delay_pct"], 2)))
+                        rows.append(row(task, system, "max_requests_in_1s", stats["max_requests_in_1s"]))
+                    print(f"  {task} [{rep}] {system}: {stats['public_pages']} pages in {run['elapsed']:.2f} s = {pps:.1f} pages/s; "
+                          f"{stats['requests']} requests, /private/: {stats['private_requests']}; run: {run}", flush=True)
+                ratio = results["labelloop"][0] / results["scrapy"][0]
+                
+                table.append((task, rep, results["labelloop"][0], results["scrapy"][0], ratio,
+                              results["labelloop"][1]["gaps_under_delay_pct"], results["scrapy"][1]["gaps_under_delay_pct"],
+                              results["labelloop"][1]["max_requests_in_1s"], results["scrapy"][1]["max_requests_in_1s"]))
+        js = None
+        if not args.skip_js:
+            work = tmp_path / "js"
+            work.mkdir()
+            js = in_subprocess("labelloop-js", url, "50", str(work))
+            pooled = js["pooled"]["pages"] / js["pooled"]["elapsed"]
+            fresh = js["fresh"]["pages"] / js["fresh"]["elapsed"]
+            rows.append(row("js-render-50", "labelloop", "pages_per_s", round(pooled, 2)))
+            rows.append(row("js-render-50", "fresh-browser-per-page", "pages_per_s", round(fresh, 2)))
+            print(f"  js-render-50: pool of 2: {pooled:.2f} pages/s; fresh browser per page: {fresh:.2f} pages/s "
+                  f"({pooled / fresh:.1f}x)", flush=True)
+    finally:
+        server.kill()
+        server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-host", type=int, default=8)
@@ -216,7 +388,14 @@ def main() -> None:
     parser.add_argument("--skip-js", action="store_true")
     parser.add_argument("--labelloop-static", nargs=3, metavar=("URL", "PER_HOST", "WORK"))
     parser.add_argument("--labelloop-js", nargs=3, metavar=("URL", "N", "WORK"))
+    parser.add_argument("--labelloop-real", nargs=3, metavar=("URL", "PER_HOST", "WORK"))
+    parser.add_argument("--only", choices=("real", "synthetic"), help="Run one part of the bench.")
+    parser.add_argument("--real-repeats", type=int, default=2, help="labelloop/Scrapy pairs per real-site protocol.")
     args = parser.parse_args()
+    if args.labelloop_real:
+        u, p, w = args.labelloop_real
+        print(json.dumps(labelloop_real(u, int(p), Path(w))))
+        return
     if args.labelloop_static:
         u, p, w = args.labelloop_static
         print(json.dumps(labelloop_static(u, int(p), Path(w))))
@@ -228,63 +407,31 @@ def main() -> None:
 
     rows: list[dict] = []
     table: list[tuple] = []
+    real_table: list[tuple] = []
+    js = None
     with tempfile.TemporaryDirectory(prefix="labelloop-bench-scrape-") as tmp:
         tmp_path = Path(tmp)
-        site_root = tmp_path / "site"
-        generate_site(site_root)
-        log = tmp_path / "requests.jsonl"
-        log.touch()
-        url, server = start_server(site_root, log)
-        seen = 0
-        try:
-            for task, delay in (("static-8-per-host", None), ("crawl-delay-0.01", 0.01)):
-                set_robots(site_root, delay)
-                for rep in range(args.repeats):
-                    results = {}
-                    for system in ("labelloop", "scrapy"):
-                        work = tmp_path / f"{task}-{system}-{rep}"
-                        work.mkdir()
-                        if system == "labelloop":
-                            run = in_subprocess("labelloop-static", url, str(args.per_host), str(work))
-                        else:
-                            run = in_subprocess("scrapy", url + "/index.html", str(work / "img"), str(args.per_host), str(delay or 0), UA)
-                        entries, seen = read_log(log, seen)
-                        stats = log_stats(entries, delay)
-                        pps = stats["public_pages"] / run["elapsed"]
-                        results[system] = (pps, stats, run)
-                        rows.append(row(task, system, "pages_per_s", round(pps, 1)))
-                        rows.append(row(task, system, "private_requests", stats["private_requests"]))
-                        if delay:
-                            rows.append(row(task, system, "gaps_under_delay_pct", round(stats["gaps_under_delay_pct"], 2)))
-                            rows.append(row(task, system, "max_requests_in_1s", stats["max_requests_in_1s"]))
-                        print(f"  {task} [{rep}] {system}: {stats['public_pages']} pages in {run['elapsed']:.2f} s = {pps:.1f} pages/s; "
-                              f"{stats['requests']} requests, /private/: {stats['private_requests']}; run: {run}", flush=True)
-                    ratio = results["labelloop"][0] / results["scrapy"][0]
-                    
-                    table.append((task, rep, results["labelloop"][0], results["scrapy"][0], ratio,
-                                  results["labelloop"][1]["gaps_under_delay_pct"], results["scrapy"][1]["gaps_under_delay_pct"],
-                                  results["labelloop"][1]["max_requests_in_1s"], results["scrapy"][1]["max_requests_in_1s"]))
-            js = None
-            if not args.skip_js:
-                work = tmp_path / "js"
-                work.mkdir()
-                js = in_subprocess("labelloop-js", url, "50", str(work))
-                pooled = js["pooled"]["pages"] / js["pooled"]["elapsed"]
-                fresh = js["fresh"]["pages"] / js["fresh"]["elapsed"]
-                rows.append(row("js-render-50", "labelloop", "pages_per_s", round(pooled, 2)))
-                rows.append(row("js-render-50", "fresh-browser-per-page", "pages_per_s", round(fresh, 2)))
-        finally:
-            server.kill()
-            server.wait()
+        if args.only != "synthetic":
+            real_table = real_site_protocol(tmp_path, args.per_host, args.real_repeats, rows)
+        if args.only != "real":
+            synthetic(tmp_path, args, rows, table)
 
-    print("\n| task | run | labelloop pages/s | Scrapy pages/s | ratio | gaps < delay (labelloop / Scrapy) | busiest 1 s (labelloop / Scrapy) |")
-    print("|---|---|---|---|---|---|---|")
-    for task, rep, lp, sp, ratio, lg, sg, lb, sb in table:
-        fmt = lambda g: "-" if g is None else f"{g:.1f}%"  # noqa: E731
-        print(f"| {task} | {rep} | {lp:.1f} | {sp:.1f} | {ratio:.2f}x | {fmt(lg)} / {fmt(sg)} | {lb} / {sb} |")
-    if js:
-        print(f"\n| js-render-50 | pool of 2: {pooled:.2f} pages/s | fresh browser per page: {fresh:.2f} pages/s | {pooled / fresh:.1f}x |")
-    print()
+    if table:
+        print("\n| task | run | labelloop pages/s | Scrapy pages/s | ratio | gaps < delay (labelloop / Scrapy) | busiest 1 s (labelloop / Scrapy) |")
+        print("|---|---|---|---|---|---|---|")
+        for task, rep, lp, sp, ratio, lg, sg, lb, sb in table:
+            fmt = lambda g: "-" if g is None else f"{g:.1f}%"  # noqa: E731
+            print(f"| {task} | {rep} | {lp:.1f} | {sp:.1f} | {ratio:.2f}x | {fmt(lg)} / {fmt(sg)} | {lb} / {sb} |")
+    if real_table:
+        print("\n| task | run | labelloop pages/s | Scrapy pages/s | ratio | /development/ requests (l / S) | "
+              "client gaps < delay (l / S) | parse CPU ms/page (l / S) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for task, rep, lo, sc in real_table:
+            print(f"| {task} | {rep} | {lo['pages_per_s']:.1f} | {sc['pages_per_s']:.1f} | "
+                  f"{lo['pages_per_s'] / sc['pages_per_s']:.2f}x | {lo['disallowed_requests']} / {sc['disallowed_requests']} | "
+                  f"{lo['gaps_under_delay_pct']:.2f}% / {sc['gaps_under_delay_pct']:.2f}% | "
+                  f"{lo['parse_cpu_ms_per_page']:.2f} / {sc['parse_cpu_ms_per_page']:.2f} |")
+
     print_table([r for r in rows if r["system"] in ("labelloop", "scrapy")], baseline="scrapy")
     print(f"\nresults: {write_results('scrape', rows)}")
 

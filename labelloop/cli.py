@@ -90,6 +90,70 @@ def run(config: Path = ConfigOption) -> None:
     console.print(f"[green]turn {result.get('run_id')} completed[/]")
 
 
+@app.command()
+def collect(config: Path = ConfigOption) -> None:
+    """Run the collect stage alone: crawl collect.sites into the store, with live crawl figures."""
+    cfg = _load(config)
+    if not cfg.collect.sites:
+        _fail(LabelloopError(f"{config}: collect.sites is empty; nothing to crawl"))
+    prepare_prefect_env(cfg.data_path)
+    _use_running_server(cfg)
+    from labelloop.flows.scheduled import run_stage
+    from labelloop.tasks.collect import CRAWL_LISTENERS
+
+    limits = {s.name: s.max_pages for s in cfg.collect.sites}
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[figures]}"),
+        TimeElapsedColumn(), console=console,
+    )
+    bars: dict[str, int] = {}
+    with progress:
+        starting = progress.add_task("collect: starting Prefect", total=None, figures="")
+
+        def listener(site: str, report) -> None:
+            if site not in bars:
+                progress.update(starting, visible=False)
+                bars[site] = progress.add_task(site, total=limits.get(site), figures="")
+            progress.update(bars[site], completed=report.pages_fetched + report.pages_not_modified,
+                            figures=crawl_figures(report))
+
+        CRAWL_LISTENERS.append(listener)
+        try:
+            result = run_stage(str(config.resolve()), "collect")
+        except LabelloopError as exc:
+            _fail(exc)
+        finally:
+            CRAWL_LISTENERS.remove(listener)
+    summary = result["collect"]
+    table = Table(title=f"collect: run {result['run_id'][:12]}")
+    columns = ("site", "pages", "pages/s", "not modified", "items stored", "already stored", "skipped: robots",
+               "skipped: scope", "errors", "pending left")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "site" else "right")
+    for r in summary["reports"]:
+        table.add_row(
+            r["crawl"], str(r["pages_fetched"]), f"{r['pages_per_second']:.1f}", str(r["pages_not_modified"]),
+            str(r["items_added"]), str(r["items_existing"]), str(r["skipped"].get("robots", 0)),
+            str(_scope_skips(r["skipped"], r["links_skipped"])), str(sum(r["failed"].values())), str(r["pending_left"]),
+        )
+    console.print(table)
+    console.print(f"[green]collect {result['run_id']} completed[/]")
+
+
+def _scope_skips(skipped: dict, links_skipped: dict) -> int:
+    return skipped.get("out_of_scope", 0) + links_skipped.get("out_of_scope", 0)
+
+
+def crawl_figures(report) -> str:
+    """One line of live crawl figures for the progress bar."""
+    return (
+        f"{report.pages_fetched + report.pages_not_modified} pages, "
+        f"{(report.pages_fetched + report.pages_not_modified) / max(report.elapsed_so_far, 1e-9):.1f}/s, "
+        f"{report.items_added} items stored; skipped: robots {report.skipped.get('robots', 0)}, "
+        f"scope {_scope_skips(report.skipped, report.links_skipped)}, errors {sum(report.failed.values())}"
+    )
+
+
 def _load(config: Path):
     try:
         return load_config(config)

@@ -724,7 +724,10 @@ class SiteConfig(Section):
     wait_selector: str | None = Field(default=None, description="CSS selector a rendered page must show before it is read.")
     items: list[ItemRule] = Field(default_factory=list, description="Item rules (CSS selectors); their kind must match dataset.modality.")
     follow: FollowConfig = Field(default_factory=FollowConfig)
-    max_pages: int | None = Field(default=None, ge=1, description="Stop after this many pages in one run.")
+    max_pages: int | None = Field(
+        default=None, ge=1,
+        description="Pages requested per run (URLs skipped by robots.txt or the scope do not count); the rest stays queued.",
+    )
 
     _slug = field_validator("name")(classmethod(lambda cls, value: _check_slug(value)))
 

@@ -23,7 +23,7 @@ from labelloop.flows.summary import summary_flow
 from labelloop.flows.weak import weak_flow
 from labelloop.ops.runner import quiet_subflows, turn_task_runner
 
-__all__ = ["pipeline", "STAGE_LISTENERS"]
+__all__ = ["pipeline", "STAGE_LISTENERS", "NEEDS_LABELS"]
 
 # Callables told `(stage, "start" | "end")`; the CLI hangs its progress bar here.
 STAGE_LISTENERS: list[Callable[[str, str], None]] = []
@@ -61,6 +61,14 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
             stages.insert(0, ("collect", collect_flow))
         for name, stage in stages:
             _notify(name, "start")
+            # -- stages that need labels wait for them (a project that starts from the web has none yet) --
+            why = _why_no_labels(config_path) if name in NEEDS_LABELS else None
+            if why:
+                print(f"stage {name} skipped: {why}")
+                summaries[name] = {"skipped": True, "reason": why}
+                _notify(name, "end")
+                continue
+            # ------------------------------------------------------------------------------------------------
             if runner is not None:
                 stage = stage.with_options(task_runner=runner)
             summaries[name] = stage(config_path, run_id)
@@ -78,6 +86,29 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
     store.finish_run(run_id, "completed", {k: _jsonable(v) for k, v in summaries.items()})
     store.close()
     return {"run_id": run_id, **summaries}
+
+
+# Stages that train on or route by the resolved labels: skipped (with the reason, in the log and the turn
+# report) while fewer than 2 classes have labels; the next turn runs them once labels exist.
+NEEDS_LABELS = ("model", "route")
+
+
+def _why_no_labels(config_path: str) -> str | None:
+    """Why the label-needing stages cannot run yet, or ``None`` when they can."""
+    config, store = open_stage(config_path)
+    try:
+        resolution = store.resolve(config.dataset.name, len(config.dataset.classes), config.resolution.precedence)
+        items = store.count_items(config.dataset.name)
+    finally:
+        store.close()
+    present = sorted({config.dataset.classes[int(c)] for c in set(resolution.labels.tolist())})
+    if len(present) >= 2:
+        return None
+    return (
+        f"needs training labels of at least 2 classes; {len(resolution)} of {items} items are labeled"
+        + (f" (only class {present[0]!r})" if present else "")
+        + ": label some items (Label Studio, gold imports or weak labeling functions), the next turn picks them up"
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -241,6 +241,8 @@ class Crawler:
                     "interval_s": gate.interval,
                     "gaps_under_interval": gate.stats.gaps_under_interval,
                 }
+        if self.on_progress is not None:
+            self.on_progress(report)
         return report
 
     def needs_javascript(self, url: str) -> bool:
@@ -519,7 +521,9 @@ class _CrawlState:
             # this loop that applies robots.txt and the host gates, like the crawler's requests.
             self.proxy = GateProxy(
                 self.allowed, self.politeness, self.fetcher.client, self.collect.fetch.max_bytes,
-                on_outcome=lambda kind: self.report.subrequests.update([kind]),
+                on_outcome=self.subrequest,
+                in_scope=lambda url: in_scope(url, self.crawler.scope),
+                origins={origin(u) for u in self.crawler.scope},
             )
             port = await self.proxy.start()
             r = self.collect.render
@@ -543,6 +547,14 @@ class _CrawlState:
             return None, None, fetched_at, entry.url
         self.report.pages_rendered += 1
         return result.html, result.status, fetched_at, final
+
+    def subrequest(self, kind: str, url: str) -> None:
+        """Count a rendered page's own request; name the site's refused or failed ones in the errors."""
+        self.report.subrequests[kind] += 1
+        # blocked_foreign is mostly Chromium's background traffic (update, time services): counted, not listed.
+        message = {"blocked_robots": "disallowed by robots.txt", "failed": "failed"}.get(kind)
+        if message and len(self.report.errors) < _MAX_ERRORS_KEPT:
+            self.report.errors.append(f"{url}: browser sub-request {message}")
 
     async def close_renderer(self) -> None:
         if self.renderer is not None:

@@ -9,9 +9,13 @@ reaches the site), then a slot of the host's :class:`~labelloop.scrape.politenes
 (per-host concurrency, Crawl-delay / min_delay spacing, global limits, back-off), then the
 request over the crawler's pooled httpx client.
 
+Requests outside the crawl's scope pass only with a Referer inside it (a page's CDN image);
+the browser's own background traffic is refused without leaving the machine.
+
 HTTPS requests reach a proxy as ``CONNECT host:port`` tunnels whose paths are encrypted:
-a tunnel takes one host slot when it opens (so it is spaced and counted), and robots.txt
-is checked for the host's root only. Paths inside an HTTPS tunnel are not seen one by one.
+a tunnel reaches only the crawl's own hosts, takes one host slot when it opens (so it is
+spaced and counted), and robots.txt is checked for the host's root only. Paths inside an
+HTTPS tunnel are not seen one by one.
 """
 
 from __future__ import annotations
@@ -59,7 +63,14 @@ class GateProxy:
     max_bytes : int
         Larger responses are cut off with a 502.
     on_outcome : callable or None
-        ``on_outcome(kind)`` per request: ``fetched``, ``blocked_robots``, ``failed``, ``tunnel``.
+        ``on_outcome(kind, url)`` per request: ``fetched``, ``blocked_robots``, ``blocked_foreign``,
+        ``failed``, ``tunnel``.
+    in_scope : callable or None
+        ``in_scope(url)``: the crawl's scope. A request outside it is proxied only when its ``Referer``
+        is inside it (a page's CDN image); the browser's own background traffic (update and time
+        services, no Referer) is refused without leaving the machine.
+    origins : set of str or None
+        The crawl's origins: the only hosts an HTTPS tunnel (no Referer, no path) may reach.
     """
 
     def __init__(
@@ -68,13 +79,17 @@ class GateProxy:
         politeness: Politeness,
         client: httpx.AsyncClient,
         max_bytes: int = 10_000_000,
-        on_outcome: Callable[[str], None] | None = None,
+        on_outcome: Callable[[str, str], None] | None = None,
+        in_scope: Callable[[str], bool] | None = None,
+        origins: set[str] | None = None,
     ) -> None:
         self.allowed = allowed
+        self.in_scope = in_scope or (lambda url: True)
+        self.origins = origins
         self.politeness = politeness
         self.client = client
         self.max_bytes = max_bytes
-        self.on_outcome = on_outcome or (lambda kind: None)
+        self.on_outcome = on_outcome or (lambda kind, url: None)
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
         self._connections: set[asyncio.Task] = set()
@@ -141,9 +156,14 @@ class GateProxy:
             await self._answer(writer, 400, b"only absolute http:// URLs (or CONNECT) are proxied")
             return False
         url = normalize_url(target)
+        referer = next((v for k, v in headers if k.lower() == "referer"), "")
+        if not self.in_scope(url) and not (referer and self.in_scope(referer)):
+            self.on_outcome("blocked_foreign", url)
+            await self._answer(writer, 403, f"labelloop: {url} not fetched: outside the crawl's scope".encode())
+            return True
         ok, why = await self.allowed(url)
         if not ok:
-            self.on_outcome("blocked_robots")
+            self.on_outcome("blocked_robots", url)
             await self._answer(writer, 403, f"labelloop: {url} not fetched: {why}".encode())
             return True
         send = [(k, v) for k, v in headers if k.lower() not in _HOP]
@@ -152,19 +172,19 @@ class GateProxy:
                 status, resp_headers, content = await self._request(method, target, send, body)
             except httpx.HTTPError as exc:
                 gate.failed()
-                self.on_outcome("failed")
+                self.on_outcome("failed", url)
                 await self._answer(writer, 502, f"labelloop: {url}: {type(exc).__name__}".encode())
                 return True
             except _TooLarge:
                 gate.succeeded()
-                self.on_outcome("failed")
+                self.on_outcome("failed", url)
                 await self._answer(writer, 502, f"labelloop: {url}: larger than {self.max_bytes} bytes".encode())
                 return True
             if status >= 500 or status == 429:
                 gate.failed()
             else:
                 gate.succeeded()
-        self.on_outcome("fetched")
+        self.on_outcome("fetched", url)
         out = [f"HTTP/1.1 {status} {_reason(status)}"]
         out += [f"{k}: {v}" for k, v in resp_headers if k.lower() not in _HOP and k.lower() != "content-encoding"]
         out.append(f"Content-Length: {len(content)}")
@@ -191,19 +211,24 @@ class GateProxy:
             await self._answer(writer, 400, b"CONNECT needs host:port")
             return
         root = normalize_url(f"https://{target}/" if port != "443" else f"https://{host}/")
+        if self.origins is not None and origin(root) not in self.origins:
+            # A tunnel carries no Referer: only the crawl's own hosts are reached over HTTPS.
+            self.on_outcome("blocked_foreign", root)
+            await self._answer(writer, 403, f"labelloop: {root} not reached: outside the crawl's hosts".encode())
+            return
         ok, why = await self.allowed(root)
         if not ok:
-            self.on_outcome("blocked_robots")
+            self.on_outcome("blocked_robots", root)
             await self._answer(writer, 403, f"labelloop: {root} not fetched: {why}".encode())
             return
         async with self.politeness.request(origin(root)):
             try:
                 up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
             except OSError:
-                self.on_outcome("failed")
+                self.on_outcome("failed", root)
                 await self._answer(writer, 502, f"labelloop: cannot reach {target}".encode())
                 return
-        self.on_outcome("tunnel")
+        self.on_outcome("tunnel", root)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
 

@@ -35,6 +35,12 @@ BROWSER_FLAGS = (
     "--disable-extensions",
     "--no-first-run",
     "--mute-audio",
+    "--no-pings",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,Translate,MediaRouter,AutofillServerCommunication",
 )
 
 

@@ -9,6 +9,7 @@ the site every time it runs (conditional requests keep unchanged pages cheap).
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -16,10 +17,13 @@ from prefect.cache_policies import NO_CACHE
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import ConfigError
 from labelloop.flows.context import open_stage
-from labelloop.scrape.crawler import Crawler
+from labelloop.scrape.crawler import Crawler, CrawlReport
 from labelloop.scrape.sink import StoreSink
 
-__all__ = ["check_collect_config", "crawl_site_task"]
+__all__ = ["check_collect_config", "crawl_site_task", "CRAWL_LISTENERS"]
+
+# Callables told `(site name, CrawlReport so far)` during a crawl; `labelloop collect` hangs its progress bar here.
+CRAWL_LISTENERS: list[Callable[[str, CrawlReport], None]] = []
 
 
 def check_collect_config(config: LabelloopConfig) -> None:
@@ -48,7 +52,10 @@ def crawl_site_task(config_path: str, site_index: int, run_id: str) -> dict:
             details={"start_urls": site.start_urls, "terms": site.terms, "user_agent": config.collect.user_agent},
         )
         sink = StoreSink(store, config.dataset.name, provenance)
-        crawler = Crawler(site, config.collect, store.engine, config.data_path, sink=sink, run_id=run_id)
+        crawler = Crawler(
+            site, config.collect, store.engine, config.data_path, sink=sink, run_id=run_id,
+            on_progress=lambda report: [listener(site.name, report) for listener in list(CRAWL_LISTENERS)],
+        )
         report = crawler.run()
     finally:
         store.close()

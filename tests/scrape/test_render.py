@@ -110,14 +110,70 @@ def test_missing_browser_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_browser_whose_page_timed_out_is_replaced(local_site) -> None:
-    site = local_site({"/slow": {**route("<p id='x'>late</p>"), "delay": 3}, "/ok": route("<p id='x'>ok</p>")})
-    pool = DriverPool(size=1, extra_args=[RESOLVER], page_load_timeout=1, wait_timeout=5)
+    site = local_site({"/slow": {**route("<p id='x'>late</p>"), "delay": 8}, "/ok": route("<p id='x'>ok</p>")})
+    pool = DriverPool(size=1, extra_args=[RESOLVER], page_load_timeout=3, wait_timeout=5)
     try:
-        with pytest.raises(CrawlError, match=rf"{site.url}/slow: page did not load within 1 s"):
+        with pytest.raises(CrawlError, match=rf"{site.url}/slow: page did not load within 3 s"):
             pool.render(site.url + "/slow", "#x")
         assert children_named("chromedriver") == []  # the failed browser was quit, not returned to the pool
         assert "ok" in pool.render(site.url + "/ok", "#x").html
         assert pool.started == 2
     finally:
         pool.close()
+    assert children_named("chromedriver") == []
+
+
+# A page whose script loads images and data of its own: one of them is disallowed by robots.txt.
+SUBREQUEST_PAGE = """<!doctype html><html><body><div id="app"></div>
+<img src="/img/a.png"><img src="/img/b.png"><img src="/private/tracker.png">
+<script>
+Promise.all([fetch('/api/one.json').then(r => r.json()), fetch('/api/two.json').then(r => r.json()),
+             fetch('/private/secret.json').then(r => r.status).catch(() => 0)])
+  .then(function (got) {
+    var app = document.getElementById('app');
+    for (var i = 0; i < 2; i++) {
+      var d = document.createElement('div'); d.className = 'item';
+      d.innerHTML = '<p class="text">' + got[i].word + '</p>'; app.appendChild(d);
+    }
+    var r = document.createElement('div'); r.id = 'ready'; r.textContent = got[2]; app.appendChild(r);
+  });
+</script></body></html>"""
+
+
+def test_browser_subrequests_pass_robots_and_the_per_host_limiter(local_site, db_url, tmp_path: Path) -> None:
+    from labelloop.scrape.frontier import Frontier  # noqa: F401 - the crawl's own tables
+
+    from scrape_helpers import assert_spaced, png_bytes
+
+    site = local_site({
+        "/robots.txt": route("User-agent: *\nDisallow: /private/\n", headers={"Content-Type": "text/plain"}),
+        "/": route(SUBREQUEST_PAGE),
+        "/img/a.png": route(png_bytes(1), headers={"Content-Type": "image/png"}),
+        "/img/b.png": route(png_bytes(2), headers={"Content-Type": "image/png"}),
+        "/api/one.json": route('{"word": "alpha"}', headers={"Content-Type": "application/json"}),
+        "/api/two.json": route('{"word": "beta"}', headers={"Content-Type": "application/json"}),
+        "/private/secret.json": route('{"word": "never"}', headers={"Content-Type": "application/json"}),
+        "/private/tracker.png": route(png_bytes(3), headers={"Content-Type": "image/png"}),
+    })
+    config = make_site(site.url, javascript=[r"/$"], wait_selector="#ready", follow={"max_depth": 0},
+                       items=[{"name": "t", "container": "div.item", "text": "p.text"},
+                              {"name": "status", "container": "body", "text": "#ready"}])
+    collect = make_collect(per_host_concurrency=1, max_concurrency=4, min_delay=0.1)
+    received: list = []
+    report = Crawler(config, collect, db_url, tmp_path / "d", sink=lambda i, conn: (received.extend(i) or (len(i), 0))).run()
+
+    # The script ran on data the browser fetched through the crawler ...
+    by_rule = {rule: sorted(i.text for i in received if i.metadata["rule"] == rule) for rule in ("t", "status")}
+    assert by_rule["t"] == ["alpha", "beta"]
+    # ... the disallowed sub-requests never reached the site (the proxy answered 403 itself) ...
+    assert not [p for p in site.paths() if p.startswith("/private/")]
+    blocked = sorted(e.split(":")[0:3][-1] for e in report.errors if e.startswith(site.url) and "disallowed by robots.txt" in e)
+    assert by_rule["status"] == ["403"] and len(blocked) == 2, report.errors
+    # ... and every request the site saw (robots.txt, the page, its images and data) passed the host's limiter:
+    # counted by it and spaced by its min_delay, which the browser alone would never do.
+    seen = site.paths()
+    assert {"/", "/img/a.png", "/img/b.png", "/api/one.json", "/api/two.json"} <= set(seen)
+    host = report.hosts[site.url]
+    assert host["requests"] == len(seen) and report.subrequests["fetched"] == len(seen) - 1
+    assert_spaced(site.times(), 0.1, slack=0.05)
     assert children_named("chromedriver") == []
