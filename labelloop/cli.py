@@ -71,7 +71,7 @@ def _run_turn(config_path: Path) -> dict:
                 progress.update(bar, description=f"pipeline turn: {stage}")
             else:
                 progress.advance(bar)
-                progress.console.log(f"stage {stage} done")
+                progress.console.log(f"stage {stage} {'done' if event == 'end' else event}")
 
         STAGE_LISTENERS.append(listener)
         try:

@@ -25,7 +25,7 @@ from labelloop.ops.runner import quiet_subflows, turn_task_runner
 
 __all__ = ["pipeline", "STAGE_LISTENERS", "NEEDS_LABELS"]
 
-# Callables told `(stage, "start" | "end")`; the CLI hangs its progress bar here.
+# Callables told `(stage, "start" | "end" | "skipped: <why>")`; the CLI hangs its progress bar here.
 STAGE_LISTENERS: list[Callable[[str, str], None]] = []
 
 
@@ -66,7 +66,7 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
             if why:
                 print(f"stage {name} skipped: {why}")
                 summaries[name] = {"skipped": True, "reason": why}
-                _notify(name, "end")
+                _notify(name, f"skipped: {why}")
                 continue
             # ------------------------------------------------------------------------------------------------
             if runner is not None:

@@ -7,7 +7,9 @@ Small modules, one idea each, re-exported here::
     politeness  per-host slots and spacing, Crawl-delay, global rate, failure back-off, Retry-After pauses
     fetch       httpx: pooling, timeouts, retries with back-off + jitter, conditional requests, size cap
     render      Selenium 4 + Debian Chromium, a pool of reused drivers, explicit waits
-    extract     BeautifulSoup(lxml): items by CSS selectors, image URLs, link rules, unmatched selectors
+    extract     one lxml parse per page: items by CSS selectors (BeautifulSoup syntax), image URLs, links, unmatched
+    parsepool   parsing in worker processes once the crawl's core is saturated
+    proxy       the browsers' own requests through robots.txt and the host gates
     items       images verified (Pillow), stored by content hash, near-duplicates (pHash); text normalised
     frontier    the crawl frontier in the store's database (resumable, never a URL twice)
     crawler     all of it together: ``Crawler(site, collect, db, data_dir, sink).run()``
@@ -16,11 +18,13 @@ Small modules, one idea each, re-exported here::
 """
 
 from labelloop.scrape.crawler import Crawler, CrawlReport, ItemSink
-from labelloop.scrape.extract import LinkRules, PageExtract, RawItem, extract_page, normalize_text
+from labelloop.scrape.extract import Extractor, LinkRules, PageExtract, RawItem, Selector, extract_page, normalize_text
 from labelloop.scrape.fetch import Fetcher, FetchResult, make_client, parse_retry_after
 from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate
 from labelloop.scrape.items import CollectedItem, ImageStore, verify_image
+from labelloop.scrape.parsepool import ParsePool
 from labelloop.scrape.politeness import HostGate, Politeness
+from labelloop.scrape.proxy import GateProxy
 from labelloop.scrape.render import DriverPool, RenderResult
 from labelloop.scrape.robots import RobotsCache, RobotsRules
 from labelloop.scrape.sink import StoreSink
@@ -42,6 +46,10 @@ __all__ = [
     "DriverPool",
     "RenderResult",
     "extract_page",
+    "Extractor",
+    "Selector",
+    "ParsePool",
+    "GateProxy",
     "normalize_text",
     "LinkRules",
     "PageExtract",

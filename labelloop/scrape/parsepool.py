@@ -2,11 +2,14 @@
 
 A crawl runs on one asyncio thread: fetching, politeness timers and parsing share one
 core. While that core has room, pages are parsed inline (no copying, no latency). When
-the loop thread's CPU time reaches ``saturation`` of the wall clock over a window, the
-core is the bottleneck and timers start to fire late, so parsing moves to a pool of
-worker processes (``workers``; by default the machine's other cores, at most 4). The
-workers compile the same rules once, at start; each page costs a pickle of its bytes
-and of the links and items found.
+the loop thread's demand for a core (time on the CPU plus time waiting in the run queue
+for one, from Linux's ``/proc/thread-self/schedstat``; CPU time alone elsewhere) reaches
+``saturation`` of the wall clock over a window, the loop is CPU-bound and its timers
+fire late, so parsing moves to a pool of worker processes (``workers``; by default the
+machine's other cores, at most 4). Run-queue time counts because on a busy machine a
+CPU-bound loop spends much of its time waiting for a core, not on it. The workers
+compile the same rules once, at start; each page costs a pickle of its bytes and of the
+links and items found.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _core_demand() -> float:
+    """Seconds the calling thread ran or waited to run (Linux schedstat); its CPU time elsewhere."""
+    try:
+        with open("/proc/thread-self/schedstat", encoding="ascii") as handle:
+            ran, waited = handle.read().split()[:2]
+        return (int(ran) + int(waited)) / 1e9
+    except (OSError, ValueError):
+        return time.thread_time()
+
+
 def _init_worker(rules: list[Any], links: LinkRules | None) -> None:
     global _WORKER_EXTRACTOR
     _WORKER_EXTRACTOR = Extractor(rules, links)
@@ -54,7 +67,7 @@ class ParsePool:
     workers : int or None, default=None
         Worker processes once saturated; ``None`` = the other cores (at most 4), ``0`` = never.
     saturation : float, default=0.85
-        Share of wall time the loop thread spends on the CPU that counts as saturated.
+        Share of wall time the loop thread spends on (or waiting for) a core that counts as saturated.
     window : float, default=1.0
         Seconds over which that share is measured.
     """
@@ -79,10 +92,10 @@ class ParsePool:
         self.pages_pooled = 0
         self.cpu_seconds = 0.0  # parse + extraction CPU, inline and in the workers
         self.started_at: float | None = None  # monotonic time the pool started, if it did
-        self._mark = (time.monotonic(), time.thread_time())
+        self._mark = (time.monotonic(), _core_demand())
 
     def _saturated(self) -> bool:
-        now, cpu = time.monotonic(), time.thread_time()
+        now, cpu = time.monotonic(), _core_demand()
         wall = now - self._mark[0]
         if wall < self.window:
             return False

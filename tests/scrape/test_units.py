@@ -179,3 +179,52 @@ def test_frontier_on_sqlite_and_postgresql(store_url: str) -> None:
         assert again["http://h.test/"].etag == '"v1"'  # kept for the conditional request
     finally:
         store.close()
+
+
+def test_parse_pool_moves_parsing_to_processes_once_saturated_with_the_same_results() -> None:
+    from labelloop.scrape.extract import Extractor
+    from labelloop.scrape.parsepool import ParsePool
+
+    rules = [ItemRule(name="cards", container="div.card", text="p.t", fields={"price": ".price"})]
+    links = LinkRules.from_config(FollowConfig(), ["http://h.test/"])
+    pages = [
+        (f'<div class="card"><p class="t">card {i}</p><span class="price">{i}</span></div>'
+         f'<a href="/p{i + 1}.html">next</a><a href="http://x.test/">out</a>', f"http://h.test/p{i}.html")
+        for i in range(6)
+    ]
+    inline = [Extractor(rules, links)(html, url) for html, url in pages]
+
+    async def crawl(pool: ParsePool) -> list:
+        return [await pool.parse(html, url) for html, url in pages]
+
+    # saturation 0 with no window: "saturated" from the first page on, so every page goes to the worker.
+    pool = ParsePool(Extractor(rules, links), rules, links, workers=1, saturation=0.0, window=0.0)
+    try:
+        pooled = asyncio.run(crawl(pool))
+    finally:
+        pool.close()
+    assert pool.pages_pooled == 6 and pool.pages_inline == 0 and pool.cpu_seconds > 0
+    strip = lambda out: (out.items, out.links, out.unmatched, out.skipped_links)  # noqa: E731
+    assert [strip(o) for o in pooled] == [strip(o) for o in inline]
+    assert pooled[0].links == ["http://h.test/p1.html"] and pooled[0].items[0].fields == {"price": "0"}
+
+    never = ParsePool(Extractor(rules, links), rules, links, workers=0, saturation=0.0, window=0.0)
+    asyncio.run(crawl(never))
+    assert never.pages_inline == 6 and never.executor is None
+
+
+def test_rules_keep_beautifulsoup_selectors_and_text() -> None:
+    html = """<html><body><div class="q"><p>Hello <b>bold</b><script>var x = 1;</script><!-- hidden -->
+      world&nbsp;!</p><span class="who">Ann</span></div>
+      <div class="q"><p>Second</p></div></body></html>"""
+    rules = [
+        ItemRule(name="q", container="div.q", text="p", fields={"who": "span.who"}),
+        # A selector only soupsieve understands: the rule runs on a BeautifulSoup tree of the page.
+        ItemRule(name="soup", container="div.q:-soup-contains('Second')", text="p"),
+    ]
+    out = extract_page(html, "http://h.test/", rules)
+    assert [(i.rule, i.text, i.fields) for i in out.items] == [
+        ("q", "Hello bold world !", {"who": "Ann"}), ("q", "Second", {}), ("soup", "Second", {}),
+    ]
+    with pytest.raises(ConfigError, match=r"CSS selector 'div\[' is not valid"):
+        extract_page(html, "http://h.test/", [ItemRule(name="bad", container="div[", text="p")])
