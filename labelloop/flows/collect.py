@@ -33,6 +33,10 @@ def collect_flow(config_path: str, run_id: str) -> dict:
             "near_duplicates": r["near_duplicates"],
             "retries": r["retries"],
             "pages_per_s": r["pages_per_second"],
+            "parse_cpu_ms_per_page": r["parse_cpu_ms_per_page"],
+            "parsed_in_pool": r["pages_parsed_in_pool"],
+            "browser_subrequests": sum(r["subrequests"].values()),
+            "subrequests_blocked": r["subrequests"].get("blocked_robots", 0) + r["subrequests"].get("blocked_foreign", 0),
             "pending_left": r["pending_left"],
             "resumed": r["resumed"],
         }
