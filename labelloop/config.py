@@ -550,7 +550,19 @@ class ScheduleConfig(Section):
         default=False,
         description="Pause for an expert's sign-off in the UI where a stage asks for it (off for unattended runs).",
     )
-    signoff_timeout_s: int = Field(default=3600, ge=10, description="How long a sign-off waits before the run fails.")
+    signoff_timeout_s: int = Field(
+        default=3600, ge=10, description="How long a sign-off waits; past it the turn ends without writing.")
+    webhooks: bool = Field(
+        default=True,
+        description="With crowd enabled: `labelloop up` starts a webhook receiver and `labelloop deploy` an "
+        "automation, so answers submitted in Label Studio start a crowd sync within seconds (crons keep working).",
+    )
+    webhook_min_interval_s: float = Field(
+        default=10.0, ge=0, description="At most one sync started by webhooks per this many seconds (the first at "
+        "once, later deliveries folded into one trailing sync).")
+    turn_after_answers: int | None = Field(
+        default=None, ge=1, description="Start a whole turn once this many new answers were synced since the last "
+        "turn started (needs `webhooks`); null: turns only on the `pipeline` cron.")
     prefect_database_url: str | None = Field(
         default=None,
         description="Prefect's own database for `labelloop up`, e.g. `postgresql+asyncpg://user@host/prefect`; "
