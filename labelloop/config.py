@@ -411,6 +411,10 @@ class CrowdConfig(Section):
     expert_instructions: str = Field(default="", description="Shown to experts.")
     aggregator: Literal["dawid_skene", "majority"] = "dawid_skene"
     wait_seconds: float = Field(default=0.0, ge=0.0, description="How long the flow waits for answers after a push.")
+    reconcile_every_s: float | None = Field(
+        default=3600.0, gt=0, description="Seconds between full reconciles of the Label Studio sync (every project "
+        "exported; catches deleted tasks); syncs in between read only changed tasks. null: reconcile only when a "
+        "project lost tasks.")
 
     @model_validator(mode="after")
     def _enough_people(self) -> "CrowdConfig":
