@@ -26,6 +26,7 @@ from labelloop.flows.artifacts import artifact_key, markdown_table, publish_imag
 from labelloop.flows.context import open_stage
 from labelloop.labeling.agreement import fleiss_kappa, kappa_heatmap, kappa_matrix, krippendorff_alpha, throughput
 from labelloop.labeling.crowd import CrowdAggregator, latest_votes
+from labelloop.ops.webhooks import register_project_webhooks
 from labelloop.store import LabelIn, Store, TaskIn
 from labelloop.studio.assign import ITEM_KEY, OverlapPolicy
 from labelloop.studio.bots import Bot, bot_email, ensure_bot_accounts
@@ -137,6 +138,7 @@ def push_task(config: LabelloopConfig, store: Store, client: StudioClient, run_i
     team = CrowdTeam(client, ds.name, ds.modality, ds.classes, annotators, instructions=c.instructions,
                      show_predictions=not c.hide_predictions_from_crowd)
     _serve_files(config, client, team.projects().values())
+    register_project_webhooks(config, client)  # no-op unless `labelloop up` started the receiver
     state = team.state()
     queued = _queued(store, ds.name)
     if queued.empty and c.seed_queue and not store.tasks(ds.name, queue="crowd").shape[0]:
@@ -177,6 +179,7 @@ def _push_expert(config, store, client, probs, version, run_id) -> int:
     ref = ensure_project(client, dataset=ds.name, role="expert", modality=ds.modality, classes=ds.classes,
                          instructions=config.crowd.expert_instructions, show_predictions=True)
     _serve_files(config, client, [ref])
+    register_project_webhooks(config, client)
     present = {int(t["data"][ITEM_KEY]) for t in client.export(ref.id) if ITEM_KEY in t.get("data", {})}
     ids = [int(i) for i in queued["item_id"] if int(i) not in present]
     content = _content(store, config, ids)

@@ -39,6 +39,7 @@ from pathlib import Path
 import httpx
 
 from labelloop.exceptions import ServiceError
+from labelloop.ops.webhooks import STUDIO_WEBHOOK_ENV
 from labelloop.studio.client import StudioClient, create_personal_token
 
 __all__ = ["StudioServer", "Credentials", "find_label_studio", "free_port", "load_credentials"]
@@ -168,6 +169,7 @@ class StudioServer:
             "SENTRY_DSN": "",
             "FRONTEND_SENTRY_DSN": "",
         })
+        env.update(STUDIO_WEBHOOK_ENV)  # webhooks may reach the receiver on 127.0.0.1 (other private ranges stay banned)
         return env
 
     def start(self) -> "StudioServer":
