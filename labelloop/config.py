@@ -552,7 +552,8 @@ class ScheduleConfig(Section):
     work_pool: str = Field(default="labelloop", description="Process work pool the deployments run on.")
     signoff: bool = Field(
         default=False,
-        description="Pause for an expert's sign-off in the UI where a stage asks for it (off for unattended runs).",
+        description="Pause each turn before the route stage writes pseudo-labels and queues, until an expert approves in "
+        "the Prefect UI (off for unattended runs).",
     )
     signoff_timeout_s: int = Field(
         default=3600, ge=10, description="How long a sign-off waits; past it the turn ends without writing.")
