@@ -178,10 +178,14 @@ class StudioClient:
                             params={"return_task_ids": "true"}, json=tasks)
         return list(body.get("task_ids") or [])
 
-    def export(self, project_id: int) -> list[dict]:
-        """Every task of a project with its annotations (one request)."""
-        return self.request("GET", f"/api/projects/{project_id}/export",
-                            params={"exportType": "JSON", "download_all_tasks": "true"})
+    def export(self, project_id: int, ids: list[int] | None = None) -> list[dict]:
+        """Every task of a project with its annotations (one request); only ``ids`` when given."""
+        params: dict[str, Any] = {"exportType": "JSON", "download_all_tasks": "true"}
+        if ids is not None:
+            if not ids:
+                return []
+            params["ids[]"] = [int(i) for i in ids]
+        return self.request("GET", f"/api/projects/{project_id}/export", params=params)
 
     def tasks(self, project_id: int, page_size: int = 1000) -> list[dict]:
         out: list[dict] = []
@@ -199,30 +203,40 @@ class StudioClient:
                 return out
             page += 1
 
-    def changed_tasks(self, project_id: int, since: str | None = None, page_size: int = 500) -> list[dict]:
-        """Tasks (annotations included) whose ``updated_at`` is after ``since`` (Label Studio's clock).
+    def changed_task_ids(self, project_id: int, since: str | None = None, page_size: int = 5000) -> list[int]:
+        """Ids of the tasks whose ``updated_at`` is after ``since`` (Label Studio's clock), oldest id first.
 
         Label Studio stamps a task's ``updated_at`` whenever one of its
         annotations is created, edited or deleted through the API or the UI,
-        so this reads exactly the tasks an incremental sync must look at.
-        ``since`` is ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; ``None`` reads every task.
+        so these are exactly the tasks an incremental sync must read.
+        ``since`` is ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; ``None`` gives every task.
+        Only ids are asked for: the data manager's full task fields cost ~3x
+        the export serializer per task.
         """
         query: dict[str, Any] = {"ordering": ["tasks:id"]}
         if since is not None:
             query["filters"] = {"conjunction": "and", "items": [
                 {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}]}
-        out: list[dict] = []
+        out: list[int] = []
         page = 1
         while True:
             body = self.request("GET", "/api/tasks/", missing_ok=page > 1, params={
-                "project": project_id, "page": page, "page_size": page_size, "fields": "all",
+                "project": project_id, "page": page, "page_size": page_size, "include": "id",
                 "resolve_uri": "false", "query": json.dumps(query)})
             if body is None:  # past the last page
                 return out
-            out.extend(body["tasks"])
+            out.extend(int(t["id"]) for t in body["tasks"])
             if len(body["tasks"]) < page_size or len(out) >= body.get("total", 0):
                 return out
             page += 1
+
+    def changed_tasks(self, project_id: int, since: str | None = None, batch: int = 500) -> list[dict]:
+        """The tasks :meth:`changed_task_ids` names, with their annotations (export format)."""
+        ids = self.changed_task_ids(project_id, since)
+        out: list[dict] = []
+        for start in range(0, len(ids), batch):
+            out.extend(self.export(project_id, ids[start:start + batch]))
+        return out
 
     def last_updated(self, project_id: int) -> str | None:
         """The newest task ``updated_at`` of a project (``None`` when it has no task)."""

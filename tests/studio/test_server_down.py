@@ -79,11 +79,11 @@ class KillAfterFirstChangedProject(StudioClient):
         self.server = server
         self.reads = 0
 
-    def changed_tasks(self, project_id, since=None, page_size=500):
+    def changed_tasks(self, project_id, since=None, batch=500):
         if self.reads == 1:
             self.server.kill()
         self.reads += 1
-        return super().changed_tasks(project_id, since=since, page_size=page_size)
+        return super().changed_tasks(project_id, since=since, batch=batch)
 
 
 def test_server_restarted_mid_incremental_sync_loses_and_doubles_nothing(studio_template, tmp_path, store, helpers):
