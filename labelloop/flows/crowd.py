@@ -34,6 +34,7 @@ from labelloop.studio.client import StudioClient
 from labelloop.studio.preannotate import predictions_for
 from labelloop.studio.projects import (FILES_DIR, ensure_file_storage, ensure_project, find_projects, local_file_url,
                                        project_url, render_image_file, task_data)
+from labelloop.studio.review import ensure_expert_config, review_fields
 from labelloop.studio.server import StudioServer, load_credentials
 from labelloop.studio.sync import sync_annotations
 from labelloop.studio.team import CrowdTeam
@@ -180,11 +181,15 @@ def _push_expert(config, store, client, probs, version, run_id) -> int:
                          instructions=config.crowd.expert_instructions, show_predictions=True)
     _serve_files(config, client, [ref])
     register_project_webhooks(config, client)
+    ensure_expert_config(client, ref.id, ds.modality, ds.classes)  # the review panel (studio/review.py)
     present = {int(t["data"][ITEM_KEY]) for t in client.export(ref.id) if ITEM_KEY in t.get("data", {})}
     ids = [int(i) for i in queued["item_id"] if int(i) not in present]
     content = _content(store, config, ids)
     preds = predictions_for({i: probs[i] for i in ids if i in probs}, ds.classes, ds.modality, version) if version else {}
-    tasks = [{"data": {**content(i), ITEM_KEY: i}, **({"predictions": [preds[i]]} if i in preds else {})} for i in ids]
+    # current label and its source, the committee's suggestion and confidence, why it is here
+    review = review_fields(store, ds.name, ds.classes, config.resolution.precedence, ids, probs, queued)
+    tasks = [{"data": {**content(i), **review[i], ITEM_KEY: i}, **({"predictions": [preds[i]]} if i in preds else {})}
+             for i in ids]
     task_ids = client.import_tasks(ref.id, tasks) if tasks else []
     store.update_tasks(queued["id"].tolist(), state="pushed", project=str(ref.id))
     return len(task_ids)
