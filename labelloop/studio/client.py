@@ -147,6 +147,17 @@ class StudioClient:
         )
 
     # -- the endpoints labelloop uses --------------------------------------------------------
+    def server_time(self) -> "datetime":
+        """Label Studio's clock (its HTTP ``Date`` header, whole seconds); ours when it sends none."""
+        from datetime import datetime, timezone
+        from email.utils import parsedate_to_datetime
+
+        try:
+            response = self._http.get("/health", timeout=self.timeout)
+            return parsedate_to_datetime(response.headers["date"]).astimezone(timezone.utc)
+        except (httpx.HTTPError, KeyError, TypeError, ValueError):  # unreachable: the next call raises clearly
+            return datetime.now(timezone.utc)
+
     def whoami(self) -> dict:
         return self.request("GET", "/api/current-user/whoami")
 

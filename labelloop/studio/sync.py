@@ -47,8 +47,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from typing import Any, Iterable, Literal, Sequence
 
 import pandas as pd
@@ -206,15 +205,6 @@ def _save_state(store, dataset: str, state: dict) -> None:
     store.finish_run(run_id, status="completed", summary=state)
 
 
-def _server_now(client: StudioClient) -> datetime:
-    """Label Studio's clock (the ``Date`` header, whole seconds, rounded down), else ours."""
-    try:
-        response = client._http.get("/health", timeout=client.timeout)
-        return parsedate_to_datetime(response.headers["date"]).astimezone(timezone.utc)
-    except Exception:  # no header / unreachable: the calls that follow raise the clear error
-        return datetime.now(timezone.utc)
-
-
 def _project_key(project: dict) -> str:
     # ids restart in a fresh Label Studio data dir; the creation time tells two projects apart
     return f"{project['id']}:{project.get('created_at', '')}"
@@ -250,7 +240,7 @@ def sync_annotations(client: StudioClient, store, dataset: str, classes: Sequenc
 
     if mode not in ("auto", "full", "incremental"):
         raise ValueError(f"mode must be 'auto', 'full' or 'incremental', got {mode!r}")
-    started = _server_now(client)
+    started = client.server_time()
     listing = {p["id"]: p for p in client.projects()}
     if projects is None:
         projects = []
