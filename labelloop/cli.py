@@ -219,6 +219,8 @@ def deploy(config: Path = ConfigOption) -> None:
     console.print(table)
     for stage, why in result.skipped.items():
         console.print(f"  skipped {stage}: {why}")
+    for name in result.automations:
+        console.print(f"  automation: {name}")
 
 
 @app.command()

@@ -411,6 +411,10 @@ class CrowdConfig(Section):
     expert_instructions: str = Field(default="", description="Shown to experts.")
     aggregator: Literal["dawid_skene", "majority"] = "dawid_skene"
     wait_seconds: float = Field(default=0.0, ge=0.0, description="How long the flow waits for answers after a push.")
+    reconcile_every_s: float | None = Field(
+        default=3600.0, gt=0, description="Seconds between full reconciles of the Label Studio sync (every project "
+        "exported; catches deleted tasks); syncs in between read only changed tasks. null: reconcile only when a "
+        "project lost tasks.")
 
     @model_validator(mode="after")
     def _enough_people(self) -> "CrowdConfig":
@@ -548,9 +552,22 @@ class ScheduleConfig(Section):
     work_pool: str = Field(default="labelloop", description="Process work pool the deployments run on.")
     signoff: bool = Field(
         default=False,
-        description="Pause for an expert's sign-off in the UI where a stage asks for it (off for unattended runs).",
+        description="Pause each turn before the route stage writes pseudo-labels and queues, until an expert approves in "
+        "the Prefect UI (off for unattended runs).",
     )
-    signoff_timeout_s: int = Field(default=3600, ge=10, description="How long a sign-off waits before the run fails.")
+    signoff_timeout_s: int = Field(
+        default=3600, ge=10, description="How long a sign-off waits; past it the turn ends without writing.")
+    webhooks: bool = Field(
+        default=True,
+        description="With crowd enabled: `labelloop up` starts a webhook receiver and `labelloop deploy` an "
+        "automation, so answers submitted in Label Studio start a crowd sync within seconds (crons keep working).",
+    )
+    webhook_min_interval_s: float = Field(
+        default=10.0, ge=0, description="At most one sync started by webhooks per this many seconds (the first at "
+        "once, later deliveries folded into one trailing sync).")
+    turn_after_answers: int | None = Field(
+        default=None, ge=1, description="Start a whole turn once this many new answers were synced since the last "
+        "turn started (needs `webhooks`); null: turns only on the `pipeline` cron.")
     prefect_database_url: str | None = Field(
         default=None,
         description="Prefect's own database for `labelloop up`, e.g. `postgresql+asyncpg://user@host/prefect`; "

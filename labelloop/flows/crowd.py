@@ -10,11 +10,9 @@ of the server `labelloop up` manages.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,17 +26,20 @@ from labelloop.flows.artifacts import artifact_key, markdown_table, publish_imag
 from labelloop.flows.context import open_stage
 from labelloop.labeling.agreement import fleiss_kappa, kappa_heatmap, kappa_matrix, krippendorff_alpha, throughput
 from labelloop.labeling.crowd import CrowdAggregator, latest_votes
+from labelloop.ops.webhooks import register_project_webhooks
 from labelloop.store import LabelIn, Store, TaskIn
 from labelloop.studio.assign import ITEM_KEY, OverlapPolicy
 from labelloop.studio.bots import Bot, bot_email, ensure_bot_accounts
 from labelloop.studio.client import StudioClient
 from labelloop.studio.preannotate import predictions_for
-from labelloop.studio.projects import ensure_project, find_projects, project_url, task_data
+from labelloop.studio.projects import (FILES_DIR, ensure_file_storage, ensure_project, find_projects, local_file_url,
+                                       project_url, render_image_file, task_data)
+from labelloop.studio.review import ensure_expert_config, review_fields
 from labelloop.studio.server import StudioServer, load_credentials
 from labelloop.studio.sync import sync_annotations
 from labelloop.studio.team import CrowdTeam
 
-__all__ = ["crowd_flow", "connect"]
+__all__ = ["crowd_flow", "crowd_sync_flow", "connect"]
 
 
 def _secret_block(name: str) -> str | None:
@@ -70,31 +71,50 @@ def connect(config: LabelloopConfig) -> StudioClient:
 
 
 def _content(store: Store, config: LabelloopConfig, ids: list[int]):
-    """Item id -> Label Studio task data, from what the store holds (text, array payload, file, URI)."""
+    """Item id -> Label Studio task data, from what the store holds (text, array payload, file, URI).
+
+    Image files are never inlined: a file under the data dir goes as a
+    local-files URL Label Studio serves (see :mod:`labelloop.studio.projects`);
+    an image held as an array is rendered once to ``<data_dir>/files/rendered/``
+    and goes the same way; a remote image goes as its URI.
+    """
     modality = config.dataset.modality
     if not ids:
         return lambda item: {}
+    root = config.data_path.resolve()
     items = store.items(config.dataset.name, ids=ids).set_index("id")
     payloads = dict(zip(ids, store.payloads(ids))) if modality != "text" else {}
+
+    def given(row, column: str) -> str | None:  # pandas gives NaN for a missing value in a mixed column
+        value = row.get(column)
+        return value if isinstance(value, str) and value else None
 
     def content(item: int) -> dict:
         row = items.loc[item]
         if modality == "text":
             return task_data("text", {"text": row["text"]})
         blob = payloads.get(item)
+        if modality == "image" and given(row, "path"):
+            return {"image": local_file_url(row["path"], root)}
         if blob is not None:
             from labelloop.sources.arrays import decode_array
 
             values = decode_array(blob)
-            return task_data(modality, {"image": values} if modality == "image" else {"row": values})
-        if modality == "image" and row.get("path"):
-            path = Path(row["path"])
-            mime = {".jpg": "jpeg", ".jpeg": "jpeg", ".gif": "gif", ".webp": "webp"}.get(path.suffix.lower(), "png")
-            return {"image": f"data:image/{mime};base64," + base64.b64encode(path.read_bytes()).decode()}
-        if modality == "image" and row.get("uri"):
+            if modality == "image":
+                png = render_image_file(values, root / FILES_DIR / "rendered" / f"{row['content_hash']}.png")
+                return {"image": local_file_url(png, root)}
+            return task_data(modality, {"row": values})
+        if modality == "image" and given(row, "uri"):
             return {"image": row["uri"]}
         return task_data(modality, {"row": row.get("meta") or {}} if modality == "tabular" else {"image": row["uri"]})
     return content
+
+
+def _serve_files(config: LabelloopConfig, client: StudioClient, refs) -> None:
+    """Image projects get the local-files storage that lets Label Studio serve the data dir's files."""
+    if config.dataset.modality == "image":
+        for ref in refs:
+            ensure_file_storage(client, ref, config.data_path.resolve() / FILES_DIR)
 
 
 def _latest_probs(store: Store, dataset: str) -> tuple[dict[int, np.ndarray], str]:
@@ -118,6 +138,8 @@ def push_task(config: LabelloopConfig, store: Store, client: StudioClient, run_i
     annotators = list(c.annotators) + [bot_email(b.name) for b in c.bots]
     team = CrowdTeam(client, ds.name, ds.modality, ds.classes, annotators, instructions=c.instructions,
                      show_predictions=not c.hide_predictions_from_crowd)
+    _serve_files(config, client, team.projects().values())
+    register_project_webhooks(config, client)  # no-op unless `labelloop up` started the receiver
     state = team.state()
     queued = _queued(store, ds.name)
     if queued.empty and c.seed_queue and not store.tasks(ds.name, queue="crowd").shape[0]:
@@ -157,11 +179,17 @@ def _push_expert(config, store, client, probs, version, run_id) -> int:
         return 0
     ref = ensure_project(client, dataset=ds.name, role="expert", modality=ds.modality, classes=ds.classes,
                          instructions=config.crowd.expert_instructions, show_predictions=True)
+    _serve_files(config, client, [ref])
+    register_project_webhooks(config, client)
+    ensure_expert_config(client, ref.id, ds.modality, ds.classes)  # the review panel (studio/review.py)
     present = {int(t["data"][ITEM_KEY]) for t in client.export(ref.id) if ITEM_KEY in t.get("data", {})}
     ids = [int(i) for i in queued["item_id"] if int(i) not in present]
     content = _content(store, config, ids)
     preds = predictions_for({i: probs[i] for i in ids if i in probs}, ds.classes, ds.modality, version) if version else {}
-    tasks = [{"data": {**content(i), ITEM_KEY: i}, **({"predictions": [preds[i]]} if i in preds else {})} for i in ids]
+    # current label and its source, the committee's suggestion and confidence, why it is here
+    review = review_fields(store, ds.name, ds.classes, config.resolution.precedence, ids, probs, queued)
+    tasks = [{"data": {**content(i), **review[i], ITEM_KEY: i}, **({"predictions": [preds[i]]} if i in preds else {})}
+             for i in ids]
     task_ids = client.import_tasks(ref.id, tasks) if tasks else []
     store.update_tasks(queued["id"].tolist(), state="pushed", project=str(ref.id))
     return len(task_ids)
@@ -194,16 +222,21 @@ def bots_task(config: LabelloopConfig, store: Store, client: StudioClient) -> in
 
 
 @task(retries=2, retry_delay_seconds=5, name="crowd-sync", cache_policy=NO_CACHE)
-def sync_task(config: LabelloopConfig, store: Store, client: StudioClient, run_id: str) -> dict[str, Any]:
-    report = sync_annotations(client, store, config.dataset.name, config.dataset.classes, run_id=run_id)
+def sync_task(config: LabelloopConfig, store: Store, client: StudioClient, run_id: str,
+              full: bool = False) -> dict[str, Any]:
+    """Incremental sync (a full reconcile when due or ``full``); answered task copies become ``done``."""
+    report = sync_annotations(client, store, config.dataset.name, config.dataset.classes, run_id=run_id,
+                              mode="full" if full else "auto", reconcile_every=config.crowd.reconcile_every_s)
     # task copies with an answer are done (the store's annotation_tasks mirror Label Studio)
-    open_ = store.tasks(config.dataset.name, state="pushed")
-    open_ = open_[open_["external_id"].notna()]
-    done = open_[open_["external_id"].astype(int).isin(report.answered_tasks)]
-    if len(done):
-        store.update_tasks(done["id"].tolist(), state="done")
+    if report.answered_tasks:
+        open_ = store.tasks(config.dataset.name, state="pushed")
+        open_ = open_[open_["external_id"].notna()]
+        done = open_[open_["external_id"].astype(int).isin(report.answered_tasks)]
+        if len(done):
+            store.update_tasks(done["id"].tolist(), state="done")
     return {"added": report.added, "deleted": report.deleted, "annotations": report.annotations,
-            "quarantined": [q.error for q in report.quarantined]}
+            "quarantined": [q.error for q in report.quarantined], "mode": report.mode, "reason": report.reason,
+            "tasks_read": report.tasks_read}
 
 
 @task(name="crowd-aggregate", cache_policy=NO_CACHE)
@@ -296,3 +329,28 @@ def _report(config, store, client, agg, pushed, answered, synced, tasks) -> dict
     return {"pushed": pushed, "answered": answered, "synced": synced["added"], "deleted": synced["deleted"],
             "quarantined": len(quarantined), "crowd_rows": agg["written"], "fleiss_kappa": fk,
             "krippendorff_alpha": ka, "flagged": list(model.flagged_)}
+
+
+@flow(name="crowd-sync", log_prints=True)
+def crowd_sync_flow(config_path: str, run_id: str | None = None, full: bool = False) -> dict:
+    """Pull new, edited and deleted answers from Label Studio into the store; nothing else.
+
+    What webhooks (and a frequent cron) run: incremental, so its cost follows
+    what changed; safe to overlap with another sync or a whole turn. ``full``
+    forces a reconcile (every project exported, deleted tasks caught).
+    """
+    config, store = open_stage(config_path)
+    if not config.crowd.enabled:
+        store.close()
+        return {"skipped": "crowd.enabled is false", "added": 0}
+    client = connect(config)
+    run_id = run_id or f"crowd-sync-{time.strftime('%Y%m%dT%H%M%S')}"
+    try:
+        synced = sync_task(config, store, client, run_id, full=full)
+    finally:
+        client.close()
+        store.close()
+    print(f"crowd sync ({synced['mode']}{', ' + synced['reason'] if synced['reason'] else ''}): "
+          f"{synced['added']} rows added, {synced['deleted']} deletions, {synced['tasks_read']} tasks read, "
+          f"{len(synced['quarantined'])} quarantined")
+    return synced

@@ -45,6 +45,7 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
     _, store = open_stage(config_path)
     run_id = store.start_run("pipeline", config.dataset.name, {"config": str(config_path)}, run_id=run_id)
     summaries: dict[str, Any] = {}
+    status = "completed"
     # One task runner for the turn (runner section): Prefect's threads, or one Dask cluster for every stage.
     runner_scope = contextlib.ExitStack()
     try:
@@ -73,17 +74,22 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
                 stage = stage.with_options(task_runner=runner)
             summaries[name] = stage(config_path, run_id)
             _notify(name, "end")
-        _notify("report", "start")
-        summaries["report"] = report_flow(config_path, run_id, {k: v for k, v in summaries.items()})
-        _notify("report", "end")
-        summaries["summary"] = summary_flow(config_path, run_id, {k: v for k, v in summaries.items()})
+            if not _signed_off(summaries[name]):  # schedule.signoff refused or timed out: the turn ends here
+                status = "not-approved"
+                print(f"turn {run_id} ends after {name}: sign-off {summaries[name]['signoff']['comment']!r}")
+                break
+        if status == "completed":
+            _notify("report", "start")
+            summaries["report"] = report_flow(config_path, run_id, {k: v for k, v in summaries.items()})
+            _notify("report", "end")
+            summaries["summary"] = summary_flow(config_path, run_id, {k: v for k, v in summaries.items()})
     except BaseException:
         runner_scope.close()
         store.finish_run(run_id, "failed", {k: _jsonable(v) for k, v in summaries.items()})
         store.close()
         raise
     runner_scope.close()
-    store.finish_run(run_id, "completed", {k: _jsonable(v) for k, v in summaries.items()})
+    store.finish_run(run_id, status, {k: _jsonable(v) for k, v in summaries.items()})
     store.close()
     return {"run_id": run_id, **summaries}
 
@@ -109,6 +115,12 @@ def _why_no_labels(config_path: str) -> str | None:
         + (f" (only class {present[0]!r})" if present else "")
         + ": label some items (Label Studio, gold imports or weak labeling functions), the next turn picks them up"
     )
+
+
+def _signed_off(summary: Any) -> bool:
+    """False when a stage asked for sign-off (flows/signoff.py) and did not get it."""
+    return not (isinstance(summary, dict) and isinstance(summary.get("signoff"), dict)
+                and not summary["signoff"].get("approved", True))
 
 
 def _jsonable(value: Any) -> Any:

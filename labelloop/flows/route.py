@@ -17,6 +17,7 @@ from prefect import flow
 
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_image, publish_markdown, publish_table
 from labelloop.flows.context import open_stage
+from labelloop.flows.signoff import approve_route_writes
 from labelloop.labeling.route import QUEUES, Routing, queue_summary
 from labelloop.tasks.route import route_task, teacher_task, write_pseudo_task, write_queues_task
 
@@ -58,8 +59,11 @@ def route_flow(config_path: str, run_id: str) -> dict:
     try:
         fitted = teacher_task(config, store)
         routing, budgets, n_suspects = route_task(config, fitted)
-        queued = write_queues_task(store, fitted, routing, run_id) if config.selection.enabled else {}
-        pseudo = write_pseudo_task(store, dataset, fitted, routing, run_id) if config.self_training.enabled else {}
+        # schedule.signoff: an expert approves what would change before anything is written
+        signoff = approve_route_writes(config, store, fitted, routing)
+        queued = write_queues_task(store, fitted, routing, run_id) if config.selection.enabled and signoff.approved else {}
+        pseudo = (write_pseudo_task(store, dataset, fitted, routing, run_id)
+                  if config.self_training.enabled and signoff.approved else {})
     finally:
         store.close()
     summary = queue_summary(routing, budgets)
@@ -87,5 +91,5 @@ def route_flow(config_path: str, run_id: str) -> dict:
     )
     counts = {q: int((routing.queue == q).sum()) for q in QUEUES}
     print(f"route: {counts}; suspects {n_suspects}; pseudo {pseudo}; tasks {queued}")
-    return {"queues": counts, "suspects": n_suspects, "tasks": queued, **pseudo,
+    return {"queues": counts, "suspects": n_suspects, "tasks": queued, **pseudo, "signoff": signoff.as_dict(),
             "teacher_termination": fitted["termination"], "teacher_rounds": int(fitted["n_iter"])}

@@ -41,6 +41,7 @@ class DeployResult:
     deployments: list[str] = field(default_factory=list)
     schedules: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    automations: list[str] = field(default_factory=list)
     output: str = ""
 
 
@@ -71,9 +72,14 @@ def render_prefect_yaml(config: LabelloopConfig, template: Path | None = None) -
     kept = []
     for deployment in out["deployments"]:
         stage = _stage_of(deployment)
-        is_pipeline = deployment.get("entrypoint", "").endswith(":pipeline")
-        if not is_pipeline and not stage_available(stage):
-            result.skipped[stage] = f"labelloop/flows/{stage}.py is not in this checkout"
+        entrypoint = deployment.get("entrypoint", "")
+        is_pipeline = entrypoint.endswith(":pipeline")
+        if entrypoint.endswith(":run_stage"):
+            if not stage_available(stage):
+                result.skipped[stage] = f"labelloop/flows/{stage}.py is not in this checkout"
+                continue
+        elif not (project_dir() / entrypoint.split(":")[0]).is_file():
+            result.skipped[stage] = f"{entrypoint.split(':')[0]} is not in this checkout"
             continue
         name = f"{dataset}-{deployment['name']}"
         deployment["name"] = name
@@ -121,4 +127,58 @@ def deploy(config: LabelloopConfig, api_url: str | None = None, timeout: float =
     if done.returncode != 0:
         tail = "\n".join(result.output.strip().splitlines()[-20:])
         raise ServiceError(f"prefect deploy ({result.prefect_file}) failed with exit code {done.returncode}:\n{tail}")
+    result.automations = ensure_automations(config, api_url, result)
     return result
+
+
+async def _ensure_automations(config: LabelloopConfig, api_url: str, deployed: list[str]) -> list[str]:
+    from datetime import timedelta
+
+    from prefect.automations import EventTrigger, Posture, RunDeployment
+    from prefect.client.orchestration import PrefectClient
+    from prefect.events.schemas.automations import AutomationCore
+
+    from labelloop.flows.annotations import TURN_EVENT
+    from labelloop.ops.webhooks import EVENT, dataset_resource
+
+    dataset = config.dataset.name
+    resource = {"prefect.resource.id": dataset_resource(dataset)["prefect.resource.id"]}
+    wanted: list[tuple[str, str, str, str]] = []  # (automation name, event, flow name, deployment name)
+    if f"{dataset}-crowd-sync" in deployed and config.crowd.enabled and config.schedule.webhooks:
+        wanted.append((f"{dataset}: sync new answers", EVENT, "annotations", f"{dataset}-crowd-sync"))
+        if config.schedule.turn_after_answers and f"{dataset}-pipeline" in deployed:
+            wanted.append((f"{dataset}: turn after {config.schedule.turn_after_answers} answers", TURN_EVENT,
+                           "pipeline", f"{dataset}-pipeline"))
+    names = []
+    async with PrefectClient(api=api_url) as client:
+        existing = {a.name: a for a in await client.read_automations()}
+        ours = [a for name, a in existing.items() if name.startswith(f"{dataset}: ")]
+        keep = {w[0] for w in wanted}
+        for stale in ours:  # a changed threshold, or webhooks turned off: no automation left behind
+            if stale.name not in keep:
+                await client.delete_automation(stale.id)
+        for name, event, flow_name, deployment in wanted:
+            target = await client.read_deployment_by_name(f"{flow_name}/{deployment}")
+            automation = AutomationCore(
+                name=name,
+                description=f"labelloop: on `{event}` for dataset {dataset}, run {deployment}",
+                trigger=EventTrigger(expect={event}, match=resource, posture=Posture.Reactive, threshold=1,
+                                     within=timedelta(0)),
+                actions=[RunDeployment(source="selected", deployment_id=target.id)],
+            )
+            if name in existing:
+                await client.update_automation(existing[name].id, automation)
+            else:
+                await client.create_automation(automation)
+            names.append(name)
+    return names
+
+
+def ensure_automations(config: LabelloopConfig, api_url: str, result: DeployResult) -> list[str]:
+    """The event automations of this dataset (sync on new answers; turn after N answers), created or updated."""
+    import asyncio
+
+    try:
+        return asyncio.run(_ensure_automations(config, api_url, result.deployments))
+    except Exception as exc:  # the client raises httpx and Prefect errors alike: name the server
+        raise ServiceError(f"automations for {config.dataset.name} on {api_url}: {exc}") from exc

@@ -9,6 +9,7 @@ Layout under the data dir::
     prefect/            PREFECT_HOME of the server (database, server.log)
     prefect-worker/     PREFECT_HOME of the worker (worker-<pool>.log)
     studio/             Label Studio (see labelloop.studio.server), when enabled
+    ops/webhooks/       the Label Studio webhook receiver (labelloop.ops.webhooks): log, secret
     ops/state.json      what `up` started
 """
 
@@ -24,6 +25,7 @@ from labelloop.config import LabelloopConfig
 from labelloop.exceptions import ServiceError
 from labelloop.ops._proc import read_json, write_json
 from labelloop.ops.prefect_server import PrefectServer
+from labelloop.ops.webhooks import WebhookReceiver
 from labelloop.ops.worker import PrefectWorker
 
 __all__ = ["ServiceState", "up", "down", "status", "project_dir", "state_path", "current_api_url"]
@@ -47,6 +49,7 @@ class ServiceState:
     server: PrefectServer | None = None
     worker: PrefectWorker | None = None
     studio: dict[str, Any] | None = None
+    webhooks: WebhookReceiver | None = None
     started: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -58,6 +61,8 @@ class ServiceState:
             urls["Prefect API"] = self.server.api_url
         if self.studio:
             urls["Label Studio"] = self.studio["url"]
+        if self.webhooks:
+            urls["Webhook receiver"] = self.webhooks.url
         return urls
 
     def to_json(self) -> dict[str, Any]:
@@ -65,6 +70,7 @@ class ServiceState:
             "server": self.server.as_state() if self.server else None,
             "worker": self.worker.as_state() if self.worker else None,
             "studio": self.studio,
+            "webhooks": self.webhooks.as_state() if self.webhooks else None,
         }
 
     @classmethod
@@ -74,6 +80,7 @@ class ServiceState:
             server=PrefectServer.from_state(data["server"]) if data.get("server") else None,
             worker=PrefectWorker.from_state(data["worker"]) if data.get("worker") else None,
             studio=data.get("studio"),
+            webhooks=WebhookReceiver.from_state(data["webhooks"]) if data.get("webhooks") else None,
         )
 
     def save(self, config: LabelloopConfig) -> None:
@@ -114,6 +121,7 @@ def up(
     worker: bool = True,
     server_env: dict[str, str] | None = None,
     worker_env: dict[str, str] | None = None,
+    receiver_env: dict[str, str] | None = None,
 ) -> ServiceState:
     """Start the Prefect server, the work pool and its worker, and Label Studio; idempotent.
 
@@ -124,8 +132,11 @@ def up(
         Start Label Studio; None: when ``crowd.enabled`` is true.
     worker : bool, default=True
         Start a process worker on ``schedule.work_pool``.
-    server_env, worker_env : dict, optional
+    server_env, worker_env, receiver_env : dict, optional
         Extra environment (e.g. faster scheduler loops in tests).
+
+    With ``crowd.enabled`` and ``schedule.webhooks`` it also starts the Label Studio webhook
+    receiver (:mod:`labelloop.ops.webhooks`) and registers it on labelloop's projects.
     """
     want_studio = config.crowd.enabled if studio is None else studio
     studio_module = require_studio() if want_studio else None  # fail before starting anything
@@ -151,7 +162,8 @@ def up(
             home=data / "prefect-worker", api_url=server.api_url, pool=config.schedule.work_pool,
             project_dir=str(project_dir()),
         )
-        current.extra_env = dict(worker_env or {})
+        # Poll every 2 s (Prefect's default is 10): a run an automation starts for new answers waits less.
+        current.extra_env = {"PREFECT_WORKER_QUERY_SECONDS": "2", **(worker_env or {})}
         was_running = current.running()
         current.start()
         if not was_running:
@@ -169,7 +181,33 @@ def up(
         state.studio = {"pid": running.pid, "port": running.port, "url": running.url, "dir": str(studio_dir),
                         "log": str(studio_dir / "server.log")}
         state.save(config)
+
+    if config.crowd.enabled and config.schedule.webhooks and (studio_module is not None or config.crowd.url):
+        _start_webhooks(config, state, server, receiver_env)
     return state
+
+
+def _start_webhooks(config: LabelloopConfig, state: ServiceState, server: PrefectServer,
+                    env: dict[str, str] | None) -> None:
+    """Start the webhook receiver (events to ``server``) and point labelloop's Label Studio projects at it."""
+    receiver = state.webhooks
+    if receiver is not None and receiver.api_url != server.api_url:
+        receiver.stop()  # it sends events to a server that is gone
+        receiver.api_url = server.api_url
+    receiver = receiver or WebhookReceiver(home=config.data_path / "ops" / "webhooks", dataset=config.dataset.name,
+                                           api_url=server.api_url, project_dir=str(project_dir()))
+    receiver.min_interval_s = config.schedule.webhook_min_interval_s
+    receiver.extra_env = dict(env or {})
+    if not receiver.running():
+        receiver.start()
+        state.started.append("webhook-receiver")
+    state.webhooks = receiver
+    state.save(config)
+    from labelloop.flows.crowd import connect
+    from labelloop.ops.webhooks import register_project_webhooks
+
+    with connect(config) as client:  # projects made before the receiver existed; the crowd push does the rest
+        register_project_webhooks(config, client)
 
 
 def down(config: LabelloopConfig) -> list[str]:
@@ -179,6 +217,8 @@ def down(config: LabelloopConfig) -> list[str]:
     # Worker first: stopping the server under a busy worker makes it log a burst of errors.
     if state.worker and state.worker.stop():
         stopped.append("prefect-worker")
+    if state.webhooks and state.webhooks.stop():
+        stopped.append("webhook-receiver")
     if state.studio:
         module = _studio_module()
         if module is not None:
@@ -264,6 +304,9 @@ def status(config: LabelloopConfig, runs_per_deployment: int = 3) -> dict[str, A
     if state.worker:
         services.append({"service": "prefect-worker", "pid": state.worker.pid, "url": f"pool {state.worker.pool}",
                          "running": state.worker.running(), "log": state.worker.log})
+    if state.webhooks:
+        services.append({"service": "webhook-receiver", "pid": state.webhooks.pid, "url": state.webhooks.url,
+                         "running": state.webhooks.running(), "log": state.webhooks.log})
     if state.studio:
         from labelloop.ops._proc import is_alive
 

@@ -7,6 +7,12 @@ again by dataset and role whatever the user renames them to. Roles:
 - ``crowd``: one project per annotator (see :mod:`labelloop.studio.assign` for why);
 - ``expert``: the expert queue, predictions shown;
 - ``review``: label-error suspects, the current label shown as a prediction.
+
+Item files are never inlined: an image item's task holds a URL,
+``/data/local-files/?d=<path relative to the data dir>``, which Label Studio
+serves (to logged-in members only) through the local-files import storage
+that :func:`ensure_file_storage` attaches to every project. A task stays a few
+hundred bytes whatever the file size.
 """
 
 from __future__ import annotations
@@ -15,20 +21,25 @@ import base64
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from labelloop.exceptions import ConfigError
+from labelloop.exceptions import ConfigError, LabelStudioError
 from labelloop.studio.client import StudioClient
 
-__all__ = ["ProjectRef", "label_config", "task_data", "ensure_project", "find_projects", "CONTROL", "OBJECT"]
+__all__ = ["ProjectRef", "label_config", "task_data", "ensure_project", "find_projects", "ensure_file_storage",
+           "local_file_url", "render_image_file", "FILES_DIR", "CONTROL", "OBJECT"]
 
 Role = Literal["crowd", "expert", "review"]
 CONTROL = "label"  # the Choices tag's name: sync reads answers from it
 OBJECT = {"image": "image", "text": "text", "tabular": "row"}
 _MARK = "labelloop:"
+FILES_DIR = "files"  # under the data dir: imported images and rendered arrays; the storage Label Studio serves
+LOCAL_FILES_ROUTE = "/data/local-files/?d="
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,10 @@ def label_config(modality: str, classes: Iterable[str], *, title: str | None = N
 
 
 def _png_data_uri(pixels: np.ndarray, scale: int) -> str:
+    return "data:image/png;base64," + base64.b64encode(_png_bytes(pixels, scale)).decode()
+
+
+def _png_bytes(pixels: np.ndarray, scale: int) -> bytes:
     from PIL import Image
 
     arr = np.asarray(pixels, dtype=float)
@@ -84,14 +99,57 @@ def _png_data_uri(pixels: np.ndarray, scale: int) -> str:
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
+
+
+def local_file_url(path: str | Path, document_root: str | Path) -> str:
+    """The URL Label Studio serves a file under its ``LOCAL_FILES_DOCUMENT_ROOT`` at.
+
+    >>> local_file_url("/data/files/ab/ab12 x.png", "/data")
+    '/data/local-files/?d=files/ab/ab12%20x.png'
+    """
+    root = Path(document_root).resolve()
+    full = Path(path).resolve()
+    try:
+        rel = full.relative_to(root)
+    except ValueError:
+        raise LabelStudioError(
+            f"file {full} is outside the data dir {root} that Label Studio serves; import the images with "
+            f"labelloop (copied under {root / FILES_DIR}) or give the item a http(s) uri") from None
+    return LOCAL_FILES_ROUTE + quote(rel.as_posix())
+
+
+def render_image_file(pixels: np.ndarray, out: Path, *, scale: int = 16) -> Path:
+    """Write an array of pixels as a PNG once (kept: the next push reuses it)."""
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_bytes(_png_bytes(np.asarray(pixels), scale))
+        tmp.replace(out)  # atomic: a reader never sees half a file
+    return out
+
+
+def ensure_file_storage(client: StudioClient, ref: ProjectRef, files_dir: str | Path) -> int:
+    """Attach a local-files import storage on ``files_dir`` to a project (once); returns its id.
+
+    Label Studio serves ``/data/local-files/?d=...`` only for files under a
+    storage of a project the logged-in user may open, so without it the
+    labeling UI would show a broken image. Nothing is scanned or imported.
+    """
+    files_dir = Path(files_dir).resolve()
+    for storage in client.local_storages(ref.id):
+        if Path(storage.get("path") or "/nonexistent") == files_dir:
+            return int(storage["id"])
+    files_dir.mkdir(parents=True, exist_ok=True)
+    return int(client.create_local_storage(ref.id, str(files_dir))["id"])
 
 
 def task_data(modality: str, item: Mapping[str, Any], *, image_scale: int = 16) -> dict[str, Any]:
     """Label Studio task data for one item.
 
-    ``item`` holds ``text`` (text), ``image`` (a URL, or an array of pixels made
-    into an inline PNG so nothing needs file serving), or ``row`` / ``values``
+    ``item`` holds ``text`` (text), ``image`` (a URL — e.g. from
+    :func:`local_file_url` — or an array of pixels made into an inline PNG, for
+    tiny images where no data dir is at hand), or ``row`` / ``values``
     (tabular: a mapping column -> value, or a sequence shown as ``f0, f1 ...``).
     Only the content goes in: no label, no gold flag, nothing that tells a
     gold task from another.

@@ -9,6 +9,13 @@ to 127.0.0.1. Layout under ``<data_dir>/studio``::
     server.log          the server's own output (never holds tokens or passwords)
     credentials.json    admin email, password and personal token, mode 0600
 
+Item files are served by Label Studio itself, not inlined into tasks: local
+files serving is on with ``LOCAL_FILES_DOCUMENT_ROOT`` = the data dir (the
+parent of ``studio/``), and each project gets a local-files import storage on
+``<data_dir>/files`` (:func:`labelloop.studio.projects.ensure_file_storage`), so
+a task holds ``/data/local-files/?d=files/ab/<hash>.png`` and Label Studio
+serves the file only to logged-in members of a project whose storage covers it.
+
 Secrets come from the environment first (``LABELLOOP_LS_USERNAME``,
 ``LABELLOOP_LS_PASSWORD``, ``LABELLOOP_LS_TOKEN``); flows may also pass values
 read from a Prefect Secret block. Otherwise a password is generated once and
@@ -32,6 +39,7 @@ from pathlib import Path
 import httpx
 
 from labelloop.exceptions import ServiceError
+from labelloop.ops.webhooks import STUDIO_WEBHOOK_ENV
 from labelloop.studio.client import StudioClient, create_personal_token
 
 __all__ = ["StudioServer", "Credentials", "find_label_studio", "free_port", "load_credentials"]
@@ -137,6 +145,11 @@ class StudioServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def files_root(self) -> Path:
+        """``LOCAL_FILES_DOCUMENT_ROOT``: the labelloop data dir that holds ``studio/`` and ``files/``."""
+        return self.studio_dir.resolve().parent
+
+    @property
     def log_path(self) -> Path:
         return self.studio_dir / "server.log"
 
@@ -148,11 +161,15 @@ class StudioServer:
             "LABEL_STUDIO_USERNAME": creds.email,
             "LABEL_STUDIO_PASSWORD": creds.password,
             "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            # item files by URL from the data dir (tasks stay small); only storages under it are served
+            "LOCAL_FILES_SERVING_ENABLED": "true",
+            "LOCAL_FILES_DOCUMENT_ROOT": str(self.files_root),
             "LATEST_VERSION_CHECK": "false",
             "COLLECT_ANALYTICS": "false",
             "SENTRY_DSN": "",
             "FRONTEND_SENTRY_DSN": "",
         })
+        env.update(STUDIO_WEBHOOK_ENV)  # webhooks may reach the receiver on 127.0.0.1 (other private ranges stay banned)
         return env
 
     def start(self) -> "StudioServer":

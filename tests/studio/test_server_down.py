@@ -71,6 +71,60 @@ def test_server_killed_mid_sync_then_resumes(studio_template, tmp_path, store, h
             server.stop()
 
 
+class KillAfterFirstChangedProject(StudioClient):
+    """A real client whose server dies after the first project of an incremental sync was read."""
+
+    def __init__(self, server: StudioServer, **kw):
+        super().__init__(server.url, server.credentials.token, **kw)
+        self.server = server
+        self.reads = 0
+
+    def changed_tasks(self, project_id, since=None, batch=500):
+        if self.reads == 1:
+            self.server.kill()
+        self.reads += 1
+        return super().changed_tasks(project_id, since=since, batch=batch)
+
+
+def test_server_restarted_mid_incremental_sync_loses_and_doubles_nothing(studio_template, tmp_path, store, helpers):
+    dataset = "restart"
+    ids, truth = helpers.add_text_items(store, dataset, 12, CLASSES, seed=6)
+    names = ["alice", "bob", "carol"]
+    server = None
+    try:
+        server = helpers.start_copy(studio_template, tmp_path / "studio")
+        port = server.port
+        tokens = json.loads((server.studio_dir / "bots.json").read_text())
+        items = store.items(dataset).set_index("id")
+        with server.client() as admin:
+            team = CrowdTeam(admin, dataset, "text", CLASSES, [bot_email(n) for n in names])
+            team.push(ids, lambda i: task_data("text", {"text": items.at[i, "text"]}), OverlapPolicy(1, 1))
+            first = sync_annotations(admin, store, dataset, CLASSES)  # nothing answered yet: sets the cursors
+            assert first.mode == "full" and first.added == 0
+            for n in names:
+                with StudioClient(server.url, tokens[n]["token"]) as c:
+                    Bot(n, 1.0).answer_project(c, team.projects()[bot_email(n)].id, truth, CLASSES, "text")
+        dying = KillAfterFirstChangedProject(server, retries=2, backoff=0.05)
+        with pytest.raises(LabelStudioError, match=rf"Label Studio at http://127\.0\.0\.1:{port} failed GET "
+                                                   r"/api/tasks/ after 3 attempts: cannot connect"):
+            sync_annotations(dying, store, dataset, CLASSES, mode="incremental")
+        partial = store.labels(dataset, kinds=["annotator"])
+        assert 0 < len(partial) < 12  # the first project's rows were kept
+
+        server = StudioServer(server.studio_dir, port=port).start()  # Label Studio back, same data, same URL
+        with server.client() as admin:
+            report = sync_annotations(admin, store, dataset, CLASSES)
+            assert report.mode == "incremental"  # the cursors were not moved by the broken sync
+            assert report.added == 12 - len(partial) and report.deleted == 0
+            assert sync_annotations(admin, store, dataset, CLASSES).added == 0
+        rows = store.labels(dataset, kinds=["annotator"])
+        assert len(rows) == 12 and rows["dedupe_key"].is_unique
+        assert sorted(rows["item_id"]) == sorted(ids)
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def test_server_that_exits_at_start_is_a_clear_error(tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)

@@ -268,6 +268,11 @@ def test_crowd_flow_round_under_prefect(studio, tmp_path, monkeypatch, prefect_h
     assert np.mean(latest["label"].to_numpy() == latest["item_id"].map(truth).to_numpy()) >= 0.85
     third = crowd_flow(str(path), "run-3")  # nothing new anywhere: nothing added
     assert third["pushed"]["pushed"] == 0 and third["synced"] == 0 and third["crowd_rows"] == 0
+    from labelloop.flows.crowd import crowd_sync_flow
+
+    alone = crowd_sync_flow(str(path))  # what webhooks run: the sync alone, incremental, adds nothing here
+    assert alone["mode"] == "incremental" and alone["added"] == 0 and alone["deleted"] == 0
+    assert crowd_sync_flow(str(path), full=True)["mode"] == "full"
 
     arts = _artifacts("flowds-crowd%")
     keys = {a.key for a in arts}
