@@ -31,8 +31,13 @@ resolution:
   precedence: [gold, expert, crowd, weak, pseudo, model]
 
 training:
+  model: cnn                 # the loop's one committee: 5 small CNNs, one per fold (CUDA + AMP when present)
   folds: 5
   seed: 0
+  cnn: {channels: [16, 32], hidden: 64}
+  augment:                   # albumentations, applied to training images only
+    - {Affine: {rotate: [-10, 10], translate_px: [-1, 1]}}
+    - {GaussNoise: {std_range: [0.02, 0.05]}}
 
 evaluation:
   truth: truth.npz           # hidden truth: used only to report label quality
