@@ -26,9 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.neighbors import NearestNeighbors
-
-from labelloop.labeling.pseudo import class_balanced_select, estimate_prior
+from labelloop.labeling.pseudo import class_balanced_select, estimate_prior, knn_graph
 from labelloop.labeling.select import margin, top_k, vote_entropy
 
 __all__ = ["QUEUES", "RouteBudgets", "Routing", "representativeness", "route", "queue_summary"]
@@ -78,15 +76,19 @@ def representativeness(X: ArrayLike, n_neighbors: int = 10) -> NDArray[np.float6
     """Local density in (0, 1]: ``1 / (1 + mean distance to the k nearest items)``, scaled by its max.
 
     An item in a dense region stands for many others; labeling it teaches the
-    model about all of them, an outlier teaches about itself.
+    model about all of them, an outlier teaches about itself. The neighbours
+    come from :func:`labelloop.labeling.pseudo.knn_graph` (approximate beyond
+    a few thousand items), so this is O(N k), not N².
+
+    >>> representativeness(np.array([[0.0], [0.1], [0.2], [5.0]]), 1).round(2).tolist()
+    [1.0, 1.0, 1.0, 0.19]
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float32)
     n = X.shape[0]
     if n < 2:
         return np.ones(n)
-    k = min(n_neighbors, n - 1)
-    d, _ = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)
-    dens = 1.0 / (1.0 + d[:, 1:].mean(axis=1))
+    d, _ = knn_graph(X, min(n_neighbors, n - 1))
+    dens = 1.0 / (1.0 + d.astype(np.float64).mean(axis=1))
     return dens / dens.max()
 
 
