@@ -94,9 +94,9 @@ def test_knn_graph_matches_exact_neighbours_and_scales_past_the_exact_limit():
     exact = np.argsort(full, axis=1)[:, :5]
     assert (j == exact).mean() > 0.99
     np.testing.assert_allclose(d[:, 0], np.sqrt(full.min(axis=1)), rtol=1e-4)
-    # the approximate index (HNSW) on a larger pool: no item is its own neighbour, recall stays high
+    # the approximate index (HNSW, the default beyond 20,000 items): no item is its own neighbour, recall stays high
     Xb = rng.normal(size=(6000, 8)).astype(np.float32)
-    db, jb = knn_graph(Xb, 10)
+    db, jb = knn_graph(Xb, 10, approximate=True)
     assert jb.shape == (6000, 10) and not (jb == np.arange(6000)[:, None]).any()
     sample = rng.choice(6000, 100, replace=False)
     d2 = ((Xb[sample, None] - Xb[None]) ** 2).sum(-1)
