@@ -85,3 +85,21 @@ def test_load_from_checkpoints_gives_back_the_same_committee(small_digits, tmp_p
     np.testing.assert_allclose(again.predict_proba_members(X[:9]), ens.predict_proba_members(X[:9]), atol=1e-6)
     assert again.fold_scores_ == ens.fold_scores_ and again.temperature_ == ens.temperature_
     assert again.get_params()["augment"] == [{"HorizontalFlip": {}}]
+
+
+def test_rare_classes_train_in_every_fold_and_outputs_come_in_chunks(small_digits):
+    """1-2 labels of a class: never held out (NaN out-of-fold row), so every member sees the class."""
+    X, y = small_digits
+    X = X.reshape(len(X), -1)
+    idx = np.r_[np.flatnonzero(y == 0)[:2], np.flatnonzero(y == 1)[:1], np.flatnonzero(y >= 2)[:60]]
+    ens = KFoldCommittee(model="mlp", epochs=2, n_splits=5, device="cpu", n_classes=10).fit(X[idx], y[idx])
+    rare = np.isin(y[idx], [0, 1])
+    assert np.isnan(ens.oof_proba_[rare]).all() and not np.isnan(ens.oof_proba_[~rare]).any()
+    assert all(set(np.flatnonzero(rare)) <= set(tr) and not set(np.flatnonzero(rare)) & set(va) for tr, va in ens.folds_)
+    members, emb = ens.predict_outputs(X[:25], chunk=10)
+    assert members.shape == (5, 25, 10) and emb.shape == (25, 256) and members.dtype == np.float32
+    np.testing.assert_allclose(members, ens.predict_proba_members(X[:25]), atol=1e-5)
+    np.testing.assert_allclose(emb, ens.embed(X[:25]), atol=1e-5)
+    # Three labels in all: nothing can be stratified, plain folds over every item.
+    with pytest.raises(TrainingError, match="3 labeled items cannot make 5 folds"):
+        KFoldCommittee(model="logreg", n_splits=5).fit(X[:3], y[:3])
