@@ -132,6 +132,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds first-seed .. first-seed + seeds - 1; with a first seed > 0 runs are appended")
     ap.add_argument("--summarise", action="store_true",
                     help="only print the table from the runs finished so far (bench/results/generalise.runs.jsonl)")
     args = ap.parse_args()
@@ -144,11 +146,13 @@ def main() -> None:
     t0 = time.perf_counter()
     if not args.summarise:
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("", encoding="utf-8")
+        if args.first_seed == 0:
+            log.write_text("", encoding="utf-8")
         if "fortunes" in names:
             load("fortunes")  # embed once in this process (cached) before the workers start
         # cheap data sets first, one seed of every row before the next seed: a cut-short run still covers the rows
-        jobs = [(n, r, s) for s in range(args.seeds) for n in names for r in RATES]
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        jobs = [(n, r, s) for s in seeds for n in names for r in RATES]
         for run in Parallel(n_jobs=args.jobs, return_as="generator_unordered")(delayed(one_run)(*j) for j in jobs):
             with log.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(run) + "\n")
