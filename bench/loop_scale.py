@@ -128,6 +128,7 @@ def main() -> None:
     ap.add_argument("--anchor", type=int, default=3000, help="pool size of the pre-change route stage (0 = skip)")
     ap.add_argument("--anchor-path", default="/work/main")
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--stages", nargs="+", default=list(STAGES), help="stages to run (a project already in --dir is reused)")
     args = ap.parse_args()
 
     from labelloop.ops.prefect_server import PrefectServer, prefect_env
@@ -154,10 +155,11 @@ def main() -> None:
             print(f"anchor N={args.anchor}: pre-change route {old['seconds']:.1f} s, labelloop route {new['seconds']:.1f} s",
                   flush=True)
         for n, tabular in jobs:
-            config = write_project(work / f"n{n}", n, tabular)
+            existing = work / f"n{n}" / "labelloop.yaml"
+            config = existing if existing.exists() else write_project(work / f"n{n}", n, tabular)
             run_id = uuid.uuid4().hex
             total, peak = 0.0, 0.0
-            for stage in STAGES:
+            for stage in [s for s in STAGES if s in args.stages]:
                 res = run_stage(stage, config, run_id, env, str(ROOT))
                 total += res["seconds"]
                 peak = max(peak, res["peak_rss_mb"])

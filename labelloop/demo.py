@@ -47,11 +47,12 @@ LOOP_SECTIONS = """
 # The closed loop: route items by confidence, pseudo-label the confident ones.
 selection:
   enabled: true
-  expert_budget: 20          # most valuable items to experts per turn
-  crowd_budget: 60           # uncertain items to the crowd per turn
+  expert_budget: 30          # most valuable items to experts per turn
+  crowd_budget: 20           # uncertain items to the crowd per turn (each answered by `overlap` workers)
 
 self_training:
-  enabled: true
+  enabled: true              # the committee's confident pool items train the next turn's committee
+  rounds: 1                  # and, within a turn, one more fit with them
 """
 
 

@@ -58,7 +58,8 @@ def fit_committee(committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np
     t0 = time.perf_counter()
     try:
         on_cpu = committee.device_type() == "cpu"
-        futures = [fit_fold_group_task.submit(committee, X, Y, w, g, on_cpu) for g in groups]
+        networks = [committee.init_network(X, Y.shape[1], g) for g in groups]  # seeded here, in one thread
+        futures = [fit_fold_group_task.submit(committee, X, Y, w, g, on_cpu, net) for g, net in zip(groups, networks)]
         results = [f.result() for f in futures]
     finally:
         torch.set_num_threads(threads_before)

@@ -107,12 +107,18 @@ def prepare_training_task(
 
 @task(cache_policy=NO_CACHE)
 def fit_fold_group_task(
-    committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np.ndarray, folds: list[int], single_thread: bool
+    committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np.ndarray, folds: list[int], single_thread: bool,
+    network: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Train one group of folds as one batched network (a unit a task runner can place anywhere)."""
+    """Train one group of folds as one batched network (a unit a task runner can place anywhere).
+
+    ``network``: the untrained network, built by the caller in its own thread (torch's global seed is
+    shared by the threads of a thread-pool runner, so seeding inside concurrent tasks would race).
+    """
     if single_thread:
         torch.set_num_threads(1)  # CPU: one-thread workers, see KFoldCommittee.fold_groups
-    network = committee.init_network(X, Y.shape[1], folds)
+    if network is None:
+        network = committee.init_network(X, Y.shape[1], folds)
     result = committee.fit_group(X, Y, w, folds, network)
     import os
 
