@@ -9,8 +9,8 @@ then:
 - cleanlab ``find_label_issues`` (prune_by_noise_rate, its default) on those OOF probabilities;
 - the naive rule "OOF argmax != label";
 - labelloop ``find_label_errors`` on the same OOF probabilities;
-- labelloop ``find_label_errors`` with its own committee (``oof_member_proba`` of
-  SVC, kNN and LogisticRegression, temperature-calibrated, members' agreement used).
+- labelloop ``find_label_errors`` on the model stage's committee (``KFoldCommittee(model="mlp")``, its
+  temperature-calibrated out-of-fold probabilities: what the route stage reads).
 
 Also: test accuracy of LogisticRegression trained on the pool after removing the flagged items.
 cleanlab is AGPL-3: imported here only, never by labelloop.
@@ -53,10 +53,10 @@ def main() -> None:
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
-    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
 
-    from labelloop.labeling.noise import find_label_errors, oof_member_proba
+    from labelloop.labeling.noise import find_label_errors
+    from labelloop.models.ensemble import KFoldCommittee
 
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
@@ -90,16 +90,16 @@ def main() -> None:
             flag_ll = find_label_errors(noisy, P).is_issue
             record(name, "labelloop", flag_ll, truth, noisy, time.perf_counter() - t)
         t = time.perf_counter()
-        M = oof_member_proba(Xp, noisy, [SVC(C=10.0), KNeighborsClassifier(10, weights="distance"),
-                                         LogisticRegression(max_iter=2000)], n_splits=5, random_state=seed)
+        # the model stage's committee (MLP, the tabular default): its out-of-fold probabilities
+        oof = KFoldCommittee(model="mlp", seed=seed).fit(Xp, noisy).oof_proba_
         oof_s = time.perf_counter() - t
         t = time.perf_counter()
-        flag = find_label_errors(noisy, M.mean(axis=0), member_proba=M).is_issue
+        flag = find_label_errors(noisy, oof).is_issue
         record("labelloop committee", "labelloop", flag, truth, noisy, time.perf_counter() - t + oof_s)
         # cleanlab on labelloop's committee probabilities: same inputs, their detector
         t = time.perf_counter()
         flag_cl = np.zeros(len(yp), dtype=bool)
-        flag_cl[find_label_issues(noisy, M.mean(axis=0))] = True
+        flag_cl[find_label_issues(noisy, oof)] = True
         record("labelloop committee", "cleanlab", flag_cl, truth, noisy, time.perf_counter() - t)
 
     rows = []

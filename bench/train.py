@@ -7,7 +7,7 @@ GaussNoise std 0.03-0.08).
 
 - anchor ("torch DataLoader"): one fold after another, ``DataLoader(TensorDataset)``,
   ``num_workers=0``; augmentation = ``albumentations.Compose`` per image in the dataset.
-- labelloop: ``KFoldEnsemble(model="cnn")`` with the same network, optimiser and pipeline
+- labelloop: ``KFoldCommittee(model="cnn")`` with the same network, optimiser and pipeline
   (declared as albumentations entries; run batched on tensors, see labelloop/models/augment.py).
 
 The machine is shared, so everything is interleaved in one process: the anchor's five folds are
@@ -19,7 +19,7 @@ two-thread team stalls at every op, and that row shows how much of the gap is th
 
 Threads: the process runs with ``torch.set_num_threads(2)`` (the protocol). The anchor uses them as
 one two-thread team per op. labelloop's CPU trainer trains all five folds as one batched network on
-one torch thread (see ``KFoldEnsemble.fold_groups`` for why), so it uses at most the same budget.
+one torch thread (see ``KFoldCommittee.fold_groups`` for why), so it uses at most the same budget.
 
 Run: ``python bench/train.py [--seeds 0 1] [--epochs 20]`` from the repository root.
 Writes bench/results/train.json.
@@ -44,7 +44,7 @@ from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset, TensorDataset  # noqa: E402
 
-from labelloop.models.ensemble import KFoldEnsemble  # noqa: E402
+from labelloop.models.ensemble import KFoldCommittee  # noqa: E402
 
 PIPELINE = [
     {"Affine": {"translate_percent": [-0.1, 0.1], "scale": [0.9, 1.1], "rotate": [-10, 10]}},
@@ -132,7 +132,7 @@ def run(seed: int, epochs: int, repeats: int) -> dict[str, dict]:
     tasks = {"8x8": False, "8x8+aug": True}
     ens, plain, single, ll = {}, {}, {}, {}
     for task, aug in tasks.items():
-        ens[task] = KFoldEnsemble(
+        ens[task] = KFoldCommittee(
             model="cnn", model_params=NET, n_splits=5, epochs=epochs, batch_size=64, lr=1e-3,
             schedule="constant", patience=None, calibrate=False, augment=PIPELINE if aug else None,
             device="cpu", seed=seed,
@@ -143,7 +143,7 @@ def run(seed: int, epochs: int, repeats: int) -> dict[str, dict]:
         ll[task] = [0.0, 0.0]
     # Untimed warm-up of every side: oneDNN builds its kernels for each new shape on first use.
     for task, aug in tasks.items():
-        KFoldEnsemble(**{**ens[task].get_params(), "epochs": 1}).fit(X, y)
+        KFoldCommittee(**{**ens[task].get_params(), "epochs": 1}).fit(X, y)
         PlainLoop(X, y, ens[task].fold_plan(y), seed, aug, 1).fold(0)
     # Interleave so that the load of a shared machine hits every system: the anchors' five folds are
     # spread between `repeats` labelloop fits (same seed, so the same models each time).

@@ -209,8 +209,15 @@ class TrainingConfig(Section):
 
     folds: int = Field(default=5, ge=2, le=20, description="Number of stratified folds.")
     seed: int = Field(default=0, description="Seed for folds and models.")
-    model: Literal["logreg", "mlp", "cnn"] = Field(
-        default="logreg", description="logreg (any modality, flattened), mlp (text embeddings, tabular), cnn (images)."
+    model: Literal["auto", "logreg", "mlp", "cnn"] = Field(
+        default="auto",
+        description="auto = cnn for images, mlp for text (MiniLM embeddings) and tabular; logreg = a linear model "
+        "on the modality's features.",
+    )
+    max_pool_rows: int | None = Field(
+        default=200_000, ge=0,
+        description="Pool predictions also written as `model` label rows up to this pool size (the files under "
+        "data_dir always hold all of them); null = always.",
     )
     min_confidence: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Soft labels below this confidence are not trained on."
@@ -270,7 +277,7 @@ class TrainingConfig(Section):
 
     @model_validator(mode="after")
     def _augment_needs_images(self) -> "TrainingConfig":
-        if self.augment and self.model != "cnn":
+        if self.augment and self.model not in ("cnn", "auto"):
             raise ValueError(f"augment applies to model 'cnn' only (got model {self.model!r}); use feature_noise")
         if self.tta and not self.augment:
             raise ValueError(f"tta: {self.tta} needs an augment pipeline")
@@ -471,7 +478,17 @@ class SelfTrainingConfig(Section):
     min_threshold: float = Field(default=0.5, ge=0.0, lt=1.0, description="Floor of the adaptive per-class thresholds.")
     min_agreement: float = Field(default=0.8, ge=0.0, le=1.0, description="Share of committee members that must agree.")
     step: float = Field(default=0.25, gt=0.0, le=1.0, description="Share of each class's mass added per round.")
-    max_iter: int = Field(default=10, ge=1, description="Self-training rounds per turn.")
+    max_iter: int = Field(default=10, ge=1, description="Most rounds of the pseudo-label selection per turn.")
+    rounds: int = Field(
+        default=0, ge=0, le=10,
+        description="Inner self-training loop of the model stage: fit -> select pseudo-labels -> fit again, this "
+        "many extra times in one turn (0 = pseudo-labels train the next turn's committee only).",
+    )
+    fallback: bool = Field(
+        default=True,
+        description="Compare the committee trained with pseudo-labels to one without on the out-of-fold firm labels; "
+        "keep the supervised one when the pseudo-labels do not help.",
+    )
     graph: Literal["auto", "on", "off"] = Field(default="auto", description="Label-spreading teacher.")
     graph_max_label_rate: float = Field(default=0.5, ge=0.0, le=1.0, description="`auto` uses the graph up to this label rate.")
     n_neighbors: list[int] = Field(default_factory=lambda: [5, 10], description="Graph degrees (one graph each).")
@@ -838,6 +855,17 @@ class LabelloopConfig(Section):
 
     # Not part of the YAML: where the file was, so relative paths resolve against it.
     config_path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _model_for_modality(self) -> "LabelloopConfig":
+        t = self.training
+        if t.model == "auto":
+            t.model = "cnn" if self.dataset.modality == "image" else "mlp"
+        if t.model == "cnn" and self.dataset.modality != "image":
+            raise ValueError(f"training.model 'cnn' needs image items (dataset.modality is {self.dataset.modality!r})")
+        if t.augment and t.model != "cnn":
+            raise ValueError(f"training.augment applies to model 'cnn' only (got model {t.model!r}); use feature_noise")
+        return self
 
     @model_validator(mode="after")
     def _weak_classes_known(self) -> "LabelloopConfig":

@@ -31,8 +31,13 @@ resolution:
   precedence: [gold, expert, crowd, weak, pseudo, model]
 
 training:
+  model: cnn                 # the loop's one committee: 5 small CNNs, one per fold (CUDA + AMP when present)
   folds: 5
   seed: 0
+  cnn: {channels: [16, 32], hidden: 64}
+  augment:                   # albumentations, applied to training images only
+    - {Affine: {rotate: [-10, 10], translate_px: [-1, 1]}}
+    - {GaussNoise: {std_range: [0.02, 0.05]}}
 
 evaluation:
   truth: truth.npz           # hidden truth: used only to report label quality
@@ -42,11 +47,12 @@ LOOP_SECTIONS = """
 # The closed loop: route items by confidence, pseudo-label the confident ones.
 selection:
   enabled: true
-  expert_budget: 20          # most valuable items to experts per turn
-  crowd_budget: 60           # uncertain items to the crowd per turn
+  expert_budget: 30          # most valuable items to experts per turn
+  crowd_budget: 20           # uncertain items to the crowd per turn (each answered by `overlap` workers)
 
 self_training:
-  enabled: true
+  enabled: true              # the committee's confident pool items train the next turn's committee
+  rounds: 1                  # and, within a turn, one more fit with them
 """
 
 

@@ -55,8 +55,8 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
             ("import", import_flow),
             ("weak", weak_flow),
             ("crowd", crowd_flow),
-            ("model", training_flow),  # k-fold committee; `training.model: logreg` = the baseline
-            ("route", route_flow),
+            ("model", training_flow),  # THE k-fold committee: trains once, stores OOF, pool and embedding outputs
+            ("route", route_flow),  # trains nothing: routes by the stored outputs
         ]
         if config.collect.sites:  # scrape sources feed the store before the import of files
             stages.insert(0, ("collect", collect_flow))

@@ -1,4 +1,8 @@
-"""Stage: self-training teacher, label-error suspects, routing by confidence.
+"""Stage: route by the committee's stored outputs (this stage trains nothing).
+
+The model stage's committee is the teacher: its stored out-of-fold
+probabilities find label-error suspects, its members' pool probabilities give
+the pseudo-labels, the active-learning scores and the crowd band.
 
 Every unlabeled or weakly labeled item (and every label-error suspect) lands in
 exactly one queue: expert and crowd queues are written as annotation tasks,
@@ -19,7 +23,7 @@ from labelloop.flows.artifacts import artifact_key, markdown_table, publish_imag
 from labelloop.flows.context import open_stage
 from labelloop.flows.signoff import approve_route_writes
 from labelloop.labeling.route import QUEUES, Routing, queue_summary
-from labelloop.tasks.route import route_task, teacher_task, write_pseudo_task, write_queues_task
+from labelloop.tasks.route import outputs_task, route_task, write_pseudo_task, write_queues_task
 
 __all__ = ["route_flow", "confidence_histogram_png"]
 
@@ -49,7 +53,7 @@ def confidence_histogram_png(routing: Routing, band: tuple[float, float], thresh
 
 @flow(name="route", log_prints=True)
 def route_flow(config_path: str, run_id: str) -> dict:
-    """Fit the teacher, route every candidate to one queue, write tasks and pseudo rows, publish the report."""
+    """Read the committee's outputs, route every candidate to one queue, write tasks and pseudo rows, publish the report."""
     config, store = open_stage(config_path)
     if not (config.selection.enabled or config.self_training.enabled):
         store.close()
@@ -57,7 +61,7 @@ def route_flow(config_path: str, run_id: str) -> dict:
         return {"skipped": True}
     dataset = config.dataset.name
     try:
-        fitted = teacher_task(config, store)
+        fitted = outputs_task(config, store)
         routing, budgets, n_suspects = route_task(config, fitted)
         # schedule.signoff: an expert approves what would change before anything is written
         signoff = approve_route_writes(config, store, fitted, routing)
@@ -66,6 +70,7 @@ def route_flow(config_path: str, run_id: str) -> dict:
                   if config.self_training.enabled and signoff.approved else {})
     finally:
         store.close()
+    info = fitted["info"]
     summary = queue_summary(routing, budgets)
     rows = summary.to_dict("records")
     publish_table(artifact_key(dataset, "queue-sizes"), rows,
@@ -86,10 +91,14 @@ def route_flow(config_path: str, run_id: str) -> dict:
     publish_markdown(
         artifact_key(dataset, "route-summary"),
         f"## Routing, run `{run_id}`\n\n" + "\n".join(gain) + "\n\n" + markdown_table(rows)
-        + f"\nTeacher: self-training stopped on `{fitted['termination']}` after {fitted['n_iter']} rounds.\n",
+        + f"\nTeacher: the model stage's committee `{info.get('source', '?')}`; self-training: "
+        f"{info.get('termination', '?')}"
+        + (f" — **fell back to supervised-only**: {info.get('fallback_reason', '')}" if info.get("fallback") else "")
+        + f"; label-spreading check: {fitted['graph']}.\n",
         description="What each queue is expected to buy",
     )
     counts = {q: int((routing.queue == q).sum()) for q in QUEUES}
     print(f"route: {counts}; suspects {n_suspects}; pseudo {pseudo}; tasks {queued}")
     return {"queues": counts, "suspects": n_suspects, "tasks": queued, **pseudo, "signoff": signoff.as_dict(),
-            "teacher_termination": fitted["termination"], "teacher_rounds": int(fitted["n_iter"])}
+            "teacher": info.get("source"), "self_training": info.get("termination"),
+            "fallback": bool(info.get("fallback")), "fallback_reason": info.get("fallback_reason", "")}

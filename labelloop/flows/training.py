@@ -1,19 +1,22 @@
-"""Stage: the stratified k-fold committee (CNN / MLP), replacing the baseline model stage.
+"""Stage: THE k-fold committee (CNN / MLP / linear), the one teacher of the loop.
 
-Story: resolve the training labels -> load the inputs -> train the folds (one
-task per group of folds, so a Dask task runner can spread them; skipped when
-this model version's checkpoints are already on disk and intact) -> calibrate
-on the out-of-fold logits -> predict the pool -> write ``model`` rows with the
-committee's probabilities -> publish per-fold metrics, the confusion matrix and
-a reliability diagram.
+Story: resolve the training labels (gold, expert, crowd, weak, standing
+pseudo-labels; each weighted by its confidence) -> load the modality's
+features -> train the folds (one task per group of folds, so a Dask task
+runner can spread them) -> check that the pseudo-labels help (out-of-fold
+accuracy on the firm labels with them >= without; else fall back to
+supervised-only) -> optional inner self-training rounds (fit -> select ->
+fit) -> predict the pool in chunks (one task per chunk) -> store the outputs
+(OOF probabilities, member pool probabilities, embeddings) as files under the
+data directory with a manifest the store points to -> ``model`` rows ->
+per-fold metrics, confusion matrix, reliability diagram.
 
-``training.model: logreg`` keeps the foundation's baseline stage, which this
-flow calls unchanged.
+When this model version's outputs are already on disk and intact the stage
+reuses them: the same labels and settings give the same committee.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,46 +25,161 @@ import numpy as np
 import torch
 from prefect import flow
 
-from labelloop.exceptions import LabelloopError
+from labelloop.config import LabelloopConfig
+from labelloop.exceptions import LabelloopError, TrainingError
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_image, publish_markdown, publish_table
 from labelloop.flows.context import open_stage
 from labelloop.models import metrics
-from labelloop.models.ensemble import KFoldEnsemble
-from labelloop.tasks.model import model_version, training_set
+from labelloop.models.ensemble import KFoldCommittee
+from labelloop.models.outputs import CommitteeOutputs, file_sha256
+from labelloop.tasks.model import model_version, record_outputs, training_set
 from labelloop.tasks.training import (
-    build_ensemble,
+    POOL_CHUNK,
+    build_committee,
     fit_fold_group_task,
+    predict_chunk_task,
     prepare_training_task,
     store_committee_predictions_task,
     write_manifest,
 )
 
-__all__ = ["training_flow"]
+__all__ = ["training_flow", "fit_committee", "predict_pool", "FIRM_KINDS"]
+
+# Labels a person gave: the yardstick of the pseudo-label fallback.
+FIRM_KINDS = ("gold", "expert", "crowd")
 
 
-def _saved_committee(manifest: Path, version: str) -> KFoldEnsemble | None:
-    """The committee saved for this model version, if its files are all there and unchanged."""
+def fit_committee(committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np.ndarray,
+                  item_ids: np.ndarray | None = None) -> KFoldCommittee:
+    """Fit ``committee`` with one task per group of folds (spread by the flow's task runner)."""
+    X, Y, w = committee.prepare(X, Y, w, item_ids)
+    groups, _ = committee.fold_groups()
+    threads_before = torch.get_num_threads()
+    t0 = time.perf_counter()
+    try:
+        on_cpu = committee.device_type() == "cpu"
+        networks = [committee.init_network(X, Y.shape[1], g) for g in groups]  # seeded here, in one thread
+        futures = [fit_fold_group_task.submit(committee, X, Y, w, g, on_cpu, net) for g, net in zip(groups, networks)]
+        results = [f.result() for f in futures]
+    finally:
+        torch.set_num_threads(threads_before)
+    committee.finish(X, Y, w, results, wall_seconds=time.perf_counter() - t0)
+    committee.fit_pids_ = sorted({r.get("pid") for r in results})
+    return committee
+
+
+def predict_pool(committee: KFoldCommittee, X: np.ndarray, chunk: int = POOL_CHUNK) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Members' probabilities ``(k, n, C)`` and embeddings ``(n, d)`` of ``X``, one task per chunk."""
+    n = len(X)
+    futures = [predict_chunk_task.submit(committee, X[s : s + chunk]) for s in range(0, n, chunk)]
+    members = np.empty((committee.n_splits, n, committee.n_classes_), np.float32)
+    emb: np.ndarray | None = None
+    pids = set()
+    for i, fut in enumerate(futures):
+        m, e, pid = fut.result()
+        s = i * chunk
+        members[:, s : s + m.shape[1]] = m
+        if emb is None:
+            emb = np.empty((n, e.shape[1]), np.float32)
+        emb[s : s + len(e)] = e
+        pids.add(pid)
+    return members, (emb if emb is not None else np.zeros((0, 0), np.float32)), sorted(pids)
+
+
+def _firm_rows(kinds: np.ndarray) -> np.ndarray:
+    """Rows whose label a person gave; every non-pseudo row when there are none."""
+    firm = np.isin(kinds, FIRM_KINDS)
+    return firm if firm.any() else kinds != "pseudo"
+
+
+def _decide(y: np.ndarray, oof_without: np.ndarray, oof_with: np.ndarray) -> Any:
+    from labelloop.labeling.pseudo import pseudo_labels_help
+
+    return pseudo_labels_help(y, oof_without, oof_with)
+
+
+def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -> tuple[KFoldCommittee, dict[str, Any], np.ndarray, np.ndarray]:
+    """Train the committee; fall back to supervised-only when pseudo-labels do not help; inner rounds.
+
+    Returns the committee, what happened (for the outputs and artifacts), the
+    positions of ``X_train`` it trained on, and the pool positions it took as
+    inner-round pseudo-labels.
+    """
+    st = config.self_training
+    X, Y, w, kinds = data["X_train"], data["Y"], data["weight"], data["kinds"]
+    ids = data["train_ids"]
+    n_classes = Y.shape[1]
+    used = np.arange(len(X))
+    committee = fit_committee(build_committee(config), X, Y, w, ids)
+    info: dict[str, Any] = {"fallback": False, "fallback_reason": "", "rounds": 0, "inner_pseudo": 0,
+                            "termination": "supervised"}
+    pseudo = kinds == "pseudo"
+    firm = _firm_rows(kinds)
+    if pseudo.any() and st.fallback and (~pseudo).sum() >= config.training.folds:
+        keep = np.flatnonzero(~pseudo)
+        supervised = fit_committee(build_committee(config), X[keep], Y[keep], w[keep], ids[keep])
+        rows = np.flatnonzero(firm & ~pseudo)
+        pos = np.searchsorted(keep, rows)
+        decision = _decide(data["labels"][rows], supervised.oof_proba_[pos], committee.oof_proba_[rows])
+        info.update(acc_with_pseudo=decision.acc_with, acc_without_pseudo=decision.acc_without,
+                    fallback_reason=decision.reason, termination="standing pseudo-labels kept")
+        if not decision.use_pseudo:
+            committee, used = supervised, keep
+            info.update(fallback=True, termination="fallback: supervised-only")
+            print(f"model: pseudo-labels do not help ({decision.reason}); supervised-only committee this turn")
+    extra = np.zeros(0, np.int64)
+    if st.enabled and st.rounds and len(data["X_pool"]):
+        base_X, base_Y, base_w = X[used], Y[used], w[used]
+        base_firm = np.flatnonzero(firm[used])
+        y_used = data["labels"][used]
+        from labelloop.labeling.pseudo import select_pseudo_labels
+
+        for r in range(1, st.rounds + 1):
+            members, _, _ = predict_pool(committee, data["X_pool"])
+            counts = np.bincount(y_used[base_firm], minlength=n_classes)
+            sel = select_pseudo_labels(members.mean(0), members, n_labeled_per_class=counts,
+                                       threshold=st.threshold, min_agreement=st.min_agreement,
+                                       step=min(1.0, st.step * r), budget=config.selection.pseudo_budget,
+                                       min_threshold=st.min_threshold)
+            idx = np.asarray(sel.index, np.int64)
+            if len(idx) == 0 or np.array_equal(np.sort(idx), np.sort(extra)):
+                info["termination"] = "no_change"
+                break
+            new = fit_committee(
+                build_committee(config),
+                np.concatenate([base_X, data["X_pool"][idx]]),
+                np.concatenate([base_Y, np.eye(n_classes, dtype=np.float32)[np.asarray(sel.label)]]),
+                np.concatenate([base_w, np.asarray(sel.confidence, np.float32)]),
+            )
+            decision = _decide(y_used[base_firm], committee.oof_proba_[base_firm], new.oof_proba_[base_firm])
+            info["rounds"] = r
+            if not decision.use_pseudo:
+                info.update(termination=f"round {r} dropped: {decision.reason}")
+                break
+            committee, extra = new, idx
+            info.update(inner_pseudo=int(len(idx)), termination="max_iter")
+    if ckpt_dir is not None:  # only the chosen committee's folds are written (candidates train without files)
+        committee.checkpoint_dir = ckpt_dir
+        committee.checkpoints_ = committee._save_checkpoints()
+    return committee, info, used, extra
+
+
+def _saved_outputs(directory: Path) -> CommitteeOutputs | None:
+    """The outputs saved for this model version, if their files are all there and unchanged."""
+    manifest = directory / "outputs.json"
     if not manifest.exists():
         return None
     try:
-        saved = json.loads(manifest.read_text())
-        if saved.get("version") != version:
-            return None
-        return KFoldEnsemble.load(saved["checkpoints"])
-    except (LabelloopError, OSError, KeyError, ValueError, RuntimeError) as exc:
-        print(f"checkpoints in {manifest.parent} cannot be reused ({exc}); training again")
+        return CommitteeOutputs.load(manifest, mmap=True)
+    except (LabelloopError, OSError, KeyError, ValueError) as exc:
+        print(f"outputs in {directory} cannot be reused ({exc}); training again")
         return None
 
 
 @flow(name="training", log_prints=True)
 def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
-    """Train the committee on the resolved labels and store its OOF and pool probabilities."""
+    """Train the committee on the resolved labels and store its OOF, pool and embedding outputs."""
     config, store = open_stage(config_path)
-    if config.training.model == "logreg":
-        store.close()
-        from labelloop.flows.model import model_flow
-
-        return model_flow(config_path, run_id)
     dataset, classes = config.dataset.name, config.dataset.classes
     try:
         resolution = store.resolve(dataset, len(classes), config.resolution.precedence)
@@ -69,80 +187,88 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         version = model_version(config, resolution, mask)
         source = f"kfold-{config.training.model}@{version}"
         ckpt_dir = config.data_path / "models" / dataset / version
-        data = prepare_training_task(config, store, resolution, mask)
-        ensemble = _saved_committee(ckpt_dir / "manifest.json", version)
-        resumed = ensemble is not None
-        if ensemble is None:
-            ensemble = build_ensemble(config, checkpoint_dir=ckpt_dir)
-            X, Y, w = ensemble.prepare(data["X_train"], data["Y"], data["weight"], data["train_ids"])
-            groups, _ = ensemble.fold_groups()
-            threads_before = torch.get_num_threads()
-            t0 = time.perf_counter()
-            try:
-                on_cpu = ensemble.device_type() == "cpu"
-                futures = [fit_fold_group_task.submit(ensemble, X, Y, w, g, on_cpu) for g in groups]
-                results = [f.result() for f in futures]
-            finally:
-                torch.set_num_threads(threads_before)
-            ensemble.finish(X, Y, w, results, wall_seconds=time.perf_counter() - t0)
-        Y = data["Y"]
-        X_pool = data["X_pool"]
-        pool_proba = ensemble.predict_proba(X_pool) if len(X_pool) else np.zeros((0, len(classes)))
-        written = store_committee_predictions_task(
-            store,
-            source,
-            version,
-            run_id,
-            [("oof", data["train_ids"], ensemble.oof_proba_), ("pool", data["pool_ids"], pool_proba)],
-        )
+        out_dir = ckpt_dir / "outputs"
+        outputs = _saved_outputs(out_dir)
+        resumed = outputs is not None
+        committee = None
+        pids: list[int] = []
+        if outputs is None:
+            data = prepare_training_task(config, store, resolution, mask)
+            committee, info, used, extra = _self_train(config, data, ckpt_dir)
+            n_used = len(used)
+            # Everything the committee did not train on as a resolved label is the pool: the original pool and
+            # any standing pseudo-label dropped by the fallback (the route stage re-decides both).
+            dropped = np.setdiff1d(np.arange(len(data["X_train"])), used)
+            pool_X = data["X_pool"] if not len(dropped) else np.concatenate([data["X_pool"], data["X_train"][dropped]])
+            pool_ids = np.r_[data["pool_ids"], data["train_ids"][dropped]].astype(np.int64)
+            members, pool_emb, pids = predict_pool(committee, pool_X)
+            _, train_emb, _ = predict_pool(committee, data["X_train"][used])
+            info.update(version=version, source=source, model=config.training.model, n_splits=committee.n_splits,
+                        temperature=committee.temperature_, fold_scores=committee.fold_scores_,
+                        fit_pids=getattr(committee, "fit_pids_", []), predict_pids=pids,
+                        device=committee.device_, checkpoints=committee.checkpoints_)
+            outputs = CommitteeOutputs(
+                train_ids=data["train_ids"][used].astype(np.int64),
+                oof_proba=committee.oof_proba_[:n_used].astype(np.float32),
+                train_kinds=data["kinds"][used],
+                train_labels=data["labels"][used],
+                train_weight=data["weight"][used],
+                pool_ids=pool_ids,
+                pool_members=members,
+                embeddings=np.concatenate([train_emb, pool_emb]) if len(pool_emb) else train_emb,
+                info=info,
+            )
+            manifest, digest = outputs.save(out_dir)
+        else:
+            manifest = out_dir / "outputs.json"
+            digest = file_sha256(manifest)
+        record_outputs(store, dataset, run_id, manifest, digest, version)
+        info = outputs.info
+        oof = np.asarray(outputs.oof_proba)
+        seen = ~np.isnan(oof[:, 0])
+        parts = [("oof", np.asarray(outputs.train_ids)[seen], oof[seen])]
+        max_rows = config.training.max_pool_rows
+        if max_rows is None or len(outputs.pool_ids) <= max_rows:
+            parts.append(("pool", np.asarray(outputs.pool_ids), outputs.pool_proba))
+        written = store_committee_predictions_task(store, source, version, run_id, parts)
     finally:
         store.close()
 
-    folds = ensemble.fold_scores_
+    folds = info["fold_scores"]
     accuracy = float(np.mean([f["accuracy"] for f in folds]))
     macro_f1 = float(np.mean([f["macro_f1"] for f in folds]))
-    hard = np.asarray(Y).argmax(1)
-    oof_pred = ensemble.oof_proba_.argmax(1)
-    cm = metrics.confusion_matrix(hard, oof_pred, len(classes))
-    curve = metrics.reliability_curve(ensemble.oof_proba_, hard)
-    ece = metrics.expected_calibration_error(ensemble.oof_proba_, hard)
+    hard = np.asarray(outputs.train_labels)[seen]
+    cm = metrics.confusion_matrix(hard, oof[seen].argmax(1), len(classes))
+    curve = metrics.reliability_curve(oof[seen], hard)
+    ece = metrics.expected_calibration_error(oof[seen], hard)
     cm_png = metrics.plot_confusion(cm, classes, ckpt_dir / "confusion.png", title=f"OOF confusion, {source}")
     rel_png = metrics.plot_reliability(curve, ckpt_dir / "reliability.png", title=f"OOF reliability (ECE {ece:.3f})")
-    manifest = write_manifest(
-        ckpt_dir / "manifest.json",
-        {
-            "source": source,
-            "version": version,
-            "run_id": run_id,
-            "temperature": ensemble.temperature_,
-            "checkpoints": ensemble.checkpoints_,
-            "fold_scores": folds,
-        },
-    )
-    publish_table(
-        artifact_key(dataset, "kfold-metrics"),
-        folds,
-        description=f"{config.training.model} {config.training.folds}-fold scores (model {version})",
-    )
+    checkpoint_manifest = write_manifest(ckpt_dir / "manifest.json", {"source": source, "version": version, "run_id": run_id,
+                                                "temperature": info["temperature"], "checkpoints": info["checkpoints"],
+                                                "fold_scores": folds, "outputs": str(manifest)})
+    publish_table(artifact_key(dataset, "kfold-metrics"), folds,
+                  description=f"{config.training.model} {config.training.folds}-fold scores (model {version})")
     publish_image(artifact_key(dataset, "confusion-matrix"), cm_png.read_bytes(), "Out-of-fold confusion matrix")
     publish_image(artifact_key(dataset, "reliability"), rel_png.read_bytes(), f"Reliability (ECE {ece:.3f})")
+    fallback_line = ""
+    if info.get("fallback"):
+        fallback_line = f"- **fell back to supervised-only**: {info['fallback_reason']}\n"
+    elif info.get("fallback_reason"):
+        fallback_line = f"- standing pseudo-labels kept: {info['fallback_reason']}\n"
     publish_markdown(
         artifact_key(dataset, "model-summary"),
         f"## Committee `{source}`\n\n"
-        f"- trained on **{len(data['train_ids'])}** items, predicted **{len(data['pool_ids'])}** pool items\n"
+        f"- trained on **{len(outputs.train_ids)}** items, predicted **{len(outputs.pool_ids)}** pool items\n"
         f"- {config.training.folds}-fold accuracy **{accuracy:.3f}**, macro-F1 **{macro_f1:.3f}**, "
-        f"OOF ECE **{ece:.3f}** after temperature scaling (T = {ensemble.temperature_:.3f})\n"
-        f"- device `{ensemble.device_}`"
-        + (f", mixed precision `{ensemble.amp_dtype_}`" if ensemble.amp_dtype_ else "")
-        + f"; {ensemble.train_samples_per_s_:,.0f} training items/s\n"
-        f"- checkpoints: `{ckpt_dir}` (sha256 in `{manifest.name}`)"
+        f"OOF ECE **{ece:.3f}** after temperature scaling (T = {info['temperature']:.3f})\n"
+        f"- self-training: {info['termination']}; inner rounds {info['rounds']}, "
+        f"inner pseudo-labels {info['inner_pseudo']}\n" + fallback_line
+        + f"- device `{info['device']}`; outputs `{manifest}`"
         + (" — reused: the training labels and settings have not changed since they were written" if resumed else "")
         + f"\n\n{markdown_table(folds)}",
     )
-    print(
-        f"training {source}: {config.training.folds}-fold accuracy {accuracy:.3f}, macro-F1 {macro_f1:.3f}, "
-        f"ECE {ece:.3f}; {written} rows written"
-    )
+    print(f"training {source}: {config.training.folds}-fold accuracy {accuracy:.3f}, macro-F1 {macro_f1:.3f}, "
+          f"ECE {ece:.3f}; {written} rows written; {info['termination']}")
     return {
         "version": version,
         "resumed": resumed,
@@ -150,10 +276,15 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         "accuracy": accuracy,
         "macro_f1": macro_f1,
         "ece": ece,
-        "temperature": ensemble.temperature_,
-        "trained_on": int(len(data["train_ids"])),
-        "pool": int(len(data["pool_ids"])),
+        "temperature": info["temperature"],
+        "trained_on": int(len(outputs.train_ids)),
+        "pool": int(len(outputs.pool_ids)),
         "rows_written": written,
-        "checkpoints": ensemble.checkpoints_,
-        "manifest": str(manifest),
+        "checkpoints": info["checkpoints"],
+        "outputs": str(manifest),
+        "manifest": str(checkpoint_manifest),
+        "fallback": bool(info.get("fallback")),
+        "self_training": info["termination"],
+        "fit_pids": info.get("fit_pids", []),
+        "predict_pids": info.get("predict_pids", []),
     }

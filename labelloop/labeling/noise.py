@@ -29,8 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
 
 __all__ = [
     "DEFAULT_MARGIN_BY_SOURCE",
@@ -38,7 +36,6 @@ __all__ = [
     "self_confidence",
     "confident_joint",
     "find_label_errors",
-    "oof_member_proba",
 ]
 
 # Evidence (committee margin of the best other class over the given label)
@@ -181,45 +178,3 @@ def find_label_errors(
         agreement=agreement,
         n_estimated=int(cj.sum() - np.trace(cj)),
     )
-
-
-def oof_member_proba(
-    X: ArrayLike,
-    labels: ArrayLike,
-    estimators: list,
-    n_splits: int = 5,
-    calibrate: bool = True,
-    random_state: int | None = 0,
-) -> NDArray[np.float64]:
-    """Out-of-fold probabilities of several models, shape ``(m, n, C)``.
-
-    A small stand-in for the training stage's committee, so detection works on
-    any features with plain sklearn models (SVC, LogisticRegression, kNN...).
-    With ``calibrate`` each member's out-of-fold probabilities are
-    temperature-scaled against the given labels (most of which are right), so
-    margins of different members mean the same thing before they are averaged.
-    """
-    from labelloop.labeling.pseudo import _fit_temperature, member_probabilities
-    from scipy.special import softmax
-
-    X = np.asarray(X)
-    y = np.asarray(labels, dtype=np.int64)
-    c = int(y.max()) + 1
-    counts = np.bincount(y, minlength=c)
-    if counts[counts > 0].min() < n_splits:
-        raise ValueError(
-            f"every class needs at least n_splits={n_splits} labels for out-of-fold predictions "
-            f"(class {int(np.flatnonzero((counts > 0) & (counts < n_splits))[0])} has fewer)"
-        )
-    out = np.zeros((len(estimators), len(y), c))
-    skf = StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
-    for tr, te in skf.split(X, y):
-        for m, est in enumerate(estimators):
-            model = clone(est).fit(X[tr], y[tr])
-            p = member_probabilities(model, X[te])
-            out[m][np.ix_(te, np.asarray(model.classes_, dtype=np.int64))] = p
-    if calibrate:
-        for m in range(len(estimators)):
-            logp = np.log(out[m] + 1e-12)
-            out[m] = softmax(logp / _fit_temperature(logp, y), axis=1)
-    return out

@@ -1,62 +1,135 @@
-"""Self-training: a calibrated committee teacher, class-balanced pseudo-labels, iterated.
+"""Self-training pieces: the graph teacher, the class-balanced selection rule, the fallback rule, the loop.
 
-Pieces, each usable alone:
+Each piece works alone on plain arrays (library code: no Prefect here):
 
-- :class:`LabelGraph` -- label spreading over a kNN graph of features or
-  embeddings, with class mass normalisation; the graph teacher that carries the
-  committee at very low label rates.
-- :class:`KFoldCommittee` -- k clones of any sklearn classifier on stratified
-  folds, temperature-calibrated on their out-of-fold predictions; exposes
-  ``predict_proba_members`` like ``labelloop.models.ensemble.KFoldEnsemble``.
-- :func:`estimate_prior`, :func:`adaptive_thresholds`,
-  :func:`class_balanced_select` -- the selection rule: an item becomes a
+- :func:`knn_graph` -- approximate k nearest neighbours (faiss-cpu HNSW; exact
+  below a few thousand items): O(N k) time and memory, the one neighbour search
+  of the labeling code (label spreading, representativeness, diversity).
+- :class:`LabelGraph` -- label spreading over that graph, with class mass
+  normalisation; the teacher that carries the committee at very low label rates.
+- :func:`estimate_prior`, :func:`adaptive_thresholds`, :func:`balanced_counts`,
+  :func:`select_pseudo_labels` -- the selection rule: an item becomes a
   pseudo-label only with high calibrated confidence *and* agreement of the
-  committee members, and never beyond its class's quota (quotas follow the
-  estimated class prior, so the selection cannot collapse onto one class the
-  way sklearn's ``SelfTrainingClassifier(criterion="k_best")`` does at 1-2 %
-  labels).
-- :class:`SelfTrainingCommittee` -- the estimator that iterates these until
-  nothing new passes; ``termination_condition_`` says why it stopped.
-
-Library code: no Prefect here.
+  committee members, and every class's share of the selection stays within
+  ``max_share_gap`` of its estimated prior, so the selection cannot collapse
+  onto one class the way sklearn's ``SelfTrainingClassifier(criterion="k_best")``
+  does at 1-2 % labels.
+- :func:`pseudo_labels_help` -- the fallback rule: pseudo-labels are kept only
+  when the committee trained with them is at least as accurate on the
+  out-of-fold firm labels as the committee trained without them.
+- :class:`SelfTrainingCommittee` -- the loop around *the* committee of the
+  model stage (``labelloop.models.ensemble.KFoldCommittee`` or any estimator
+  with ``oof_proba_`` and ``predict_proba_members``): fit, select, refit;
+  ``termination_condition_`` says why it stopped, ``fallback_`` whether the
+  pseudo-labels were kept.
 """
 
 from __future__ import annotations
 
 import numbers
-import warnings
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.model_selection import StratifiedKFold
-from sklearn.neighbors import NearestNeighbors
-from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted
 
 from labelloop.exceptions import TrainingError
 
 __all__ = [
+    "knn_graph",
     "LabelGraph",
-    "KFoldCommittee",
-    "member_probabilities",
     "estimate_prior",
     "adaptive_thresholds",
     "class_balanced_select",
+    "balanced_counts",
+    "PseudoLabels",
+    "select_pseudo_labels",
+    "FallbackDecision",
+    "pseudo_labels_help",
     "SelfTrainingCommittee",
 ]
 
 _EPS = 1e-12
+# Below this many items an exact (BLAS) search is both cheaper and exact; above it HNSW keeps the cost ~O(N log N)
+# instead of O(N^2).
+_EXACT_MAX = 20000
+
+
+# ---------------------------------------------------------------- neighbours
+def _search_index(X: NDArray[np.float32], approximate: bool) -> Any:
+    import faiss  # imported here: only the graph and density code needs it
+
+    d = X.shape[1]
+    if not approximate:
+        index = faiss.IndexFlatL2(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, 16)  # faiss's defaults (M=16, efConstruction=40): recall ~0.95 at k=10
+        index.hnsw.efConstruction = 40
+    index.add(X)
+    return index
+
+
+def knn_graph(
+    X: ArrayLike, n_neighbors: int, approximate: bool | None = None, chunk: int = 65536
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """The ``n_neighbors`` nearest other items of every item: ``(dist, ind)``, each ``(n, k)``.
+
+    Euclidean distances, nearest first, the item itself excluded. Exact (faiss
+    flat, BLAS: cheaper than building an index) up to 20,000 items, approximate
+    (faiss HNSW, recall ~0.95) above, where memory grows as O(N k) and time
+    about as O(N log N), never as N².
+
+    >>> d, j = knn_graph(np.array([[0.0], [1.0], [3.0]]), 1)
+    >>> j.ravel().tolist(), d.ravel().round(1).tolist()
+    ([1, 0, 1], [1.0, 1.0, 2.0])
+    """
+    Xf = np.ascontiguousarray(np.asarray(X, dtype=np.float32).reshape(len(X), -1))
+    n = Xf.shape[0]
+    if not isinstance(n_neighbors, numbers.Integral) or n_neighbors < 1:
+        raise ValueError(f"n_neighbors must be an integer >= 1, got {n_neighbors!r}")
+    if n < 2:
+        raise ValueError(f"a neighbour graph needs at least 2 items, got {n}")
+    if not np.isfinite(Xf).all():
+        bad = int(np.flatnonzero(~np.isfinite(Xf).all(axis=1))[0])
+        raise ValueError(f"item {bad}: features contain NaN or inf; expected finite values")
+    k = min(int(n_neighbors), n - 1)
+    approx = n > _EXACT_MAX if approximate is None else bool(approximate)
+    index = _search_index(Xf, approx)
+    if approx:
+        index.hnsw.efSearch = max(32, 2 * (k + 1))
+    dist = np.empty((n, k), dtype=np.float32)
+    ind = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, chunk):
+        q = Xf[start : start + chunk]
+        D, J = index.search(q, k + 1)
+        rows = np.arange(start, start + len(q))
+        # Drop the item itself wherever it came back (duplicates may push it off position 0), else the farthest.
+        is_self = J == rows[:, None]
+        drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+        keep = np.ones_like(J, dtype=bool)
+        keep[np.arange(len(q)), drop] = False
+        J = J[keep].reshape(len(q), k)
+        D = D[keep].reshape(len(q), k)
+        missing = J < 0  # HNSW can return fewer than k: point those slots at the nearest found neighbour
+        if missing.any():
+            J = np.where(missing, J[:, :1], J)
+            D = np.where(missing, D[:, :1], D)
+        dist[start : start + len(q)] = np.sqrt(np.maximum(D, 0.0))
+        ind[start : start + len(q)] = J
+    return dist, ind
+
+
 # ---------------------------------------------------------------- graph teacher
 class LabelGraph(BaseEstimator):
     """A symmetric k-nearest-neighbour graph over a pool, built once, spread many times.
 
     Label spreading (Zhou et al. 2004) with *class mass normalisation* (Zhu et
-    al. 2003): after spreading, each class column is divided by its total mass
-    so a class seeded with few labels is not swallowed by its neighbours. That
-    normalisation is what keeps spreading balanced at one label per class.
+    al. 2003): after spreading, each class column is rescaled so its total mass
+    follows the seeds' class prior, so a class seeded with few labels is not
+    swallowed by its neighbours and an imbalanced pool stays imbalanced. The
+    graph comes from :func:`knn_graph`, so building and spreading are O(N k).
 
     Parameters
     ----------
@@ -81,20 +154,18 @@ class LabelGraph(BaseEstimator):
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors!r}")
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
         n = X.shape[0]
-        kmax = min(max(ks), n - 1)
-        if kmax < 1:
+        if n < 2:
             raise ValueError(f"a graph needs at least 2 items, got {n}")
+        kmax = min(max(ks), n - 1)
         self.X_ = X
-        self.nn_ = NearestNeighbors(n_neighbors=kmax + 1).fit(X)
-        dist, ind = self.nn_.kneighbors(X)
-        dist, ind = dist[:, 1:], ind[:, 1:]
+        dist, ind = knn_graph(X, kmax)
         self.operators_ = []
         self.sigmas_ = []
         for k in ks:
             k = min(int(k), kmax)
-            d, j = dist[:, :k], ind[:, :k]
+            d, j = dist[:, :k].astype(np.float64), ind[:, :k]
             sigma = float(np.median(d[:, -1])) or 1.0
             w = np.exp(-(d**2) / sigma**2)
             W = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), k), j.ravel())), shape=(n, n))
@@ -114,14 +185,16 @@ class LabelGraph(BaseEstimator):
         check_is_fitted(self, "operators_")
         s = np.asarray(seeds)
         n = self.X_.shape[0]
+        if s.shape[0] != n:
+            raise ValueError(f"seeds has {s.shape[0]} items but the graph has {n}")
         if s.ndim == 1:
-            if s.shape[0] != n:
-                raise ValueError(f"seeds has {s.shape[0]} items but the graph has {n}")
             Y0 = np.zeros((n, n_classes))
             known = s >= 0
             Y0[np.flatnonzero(known), s[known].astype(np.int64)] = 1.0
         else:
             Y0 = np.asarray(s, dtype=np.float64)
+        q = Y0.sum(axis=0) + 1.0  # seeds' class prior, smoothed so an unseeded class keeps some mass
+        q = q / q.sum()
         out = np.zeros((n, n_classes))
         for S in self.operators_:
             F = Y0.copy()
@@ -129,7 +202,8 @@ class LabelGraph(BaseEstimator):
                 F = self.alpha * (S @ F) + (1 - self.alpha) * Y0
             F = np.maximum(F, 0.0)
             mass = F.sum(axis=0, keepdims=True)
-            F = np.where(mass > 0, F / np.maximum(mass, _EPS), 0.0)  # class mass normalisation
+            # Class mass normalisation: each class's total mass follows the seeds' class prior.
+            F = np.where(mass > 0, F / np.maximum(mass, _EPS) * q[None], 0.0)
             row = F.sum(axis=1, keepdims=True)
             out += np.where(row > 0, F / np.maximum(row, _EPS), 1.0 / n_classes)
         return out / len(self.operators_)
@@ -138,135 +212,14 @@ class LabelGraph(BaseEstimator):
         """Probabilities for new items: kernel-weighted mean of their pool neighbours' ``F``."""
         check_is_fitted(self, "operators_")
         F = np.asarray(F)
+        Xq = np.ascontiguousarray(np.asarray(X_new, dtype=np.float32).reshape(len(X_new), -1))
         k = min(n_neighbors, self.X_.shape[0])
-        d, j = self.nn_.kneighbors(np.asarray(X_new, dtype=np.float64), n_neighbors=k)
-        w = np.exp(-(d**2) / self.sigmas_[0] ** 2) + _EPS
+        index = _search_index(np.ascontiguousarray(self.X_), self.X_.shape[0] > _EXACT_MAX)
+        d2, j = index.search(Xq, k)
+        j = np.where(j < 0, j[:, :1], j)
+        w = np.exp(-np.maximum(d2, 0.0) / self.sigmas_[0] ** 2) + _EPS
         P = (F[j] * w[:, :, None]).sum(axis=1)
         return P / P.sum(axis=1, keepdims=True)
-
-
-# ---------------------------------------------------------------- committee
-def member_probabilities(model: object, X: ArrayLike) -> NDArray[np.float64]:
-    """Class probabilities of one fitted model, for its ``classes_`` order.
-
-    Models without ``predict_proba`` (``SVC()``, ``RidgeClassifier``) get a
-    softmax of their decision function; the committee's temperature then
-    calibrates it, which is why this needs no ``probability=True``.
-    """
-    if hasattr(model, "predict_proba") and not (isinstance(model, SVC) and not model.probability):
-        return np.asarray(model.predict_proba(X), dtype=np.float64)
-    if hasattr(model, "decision_function"):
-        d = np.asarray(model.decision_function(X), dtype=np.float64)
-        if d.ndim == 1:  # binary: one margin per item
-            d = np.stack([-d, d], axis=1) / 2
-        return softmax(d, axis=1)
-    raise TypeError(f"{type(model).__name__} has neither predict_proba nor decision_function")
-
-
-def _fit_temperature(logp: NDArray, y: NDArray) -> float:
-    """The temperature minimising the NLL of ``softmax(logp / T)`` (grid + refine)."""
-    def nll(t: float) -> float:
-        lp = log_softmax(logp / t, axis=1)
-        return float(-lp[np.arange(len(y)), y].mean())
-
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 41))
-    best = grid[int(np.argmin([nll(t) for t in grid]))]
-    fine = best * np.exp(np.linspace(-0.1, 0.1, 11))
-    return float(fine[int(np.argmin([nll(t) for t in fine]))])
-
-
-class KFoldCommittee(ClassifierMixin, BaseEstimator):
-    """k clones of a classifier on stratified folds, temperature-calibrated out of fold.
-
-    Items of classes with fewer than ``n_splits`` examples are kept in every
-    fold's training set (there is nothing to hold out), so the committee still
-    works at one label per class; they get no out-of-fold prediction.
-
-    Parameters
-    ----------
-    estimator : sklearn classifier, default=None
-        Cloned per fold; default ``SVC(C=10)`` (softmax of its decision function).
-    n_splits : int, default=5
-    calibrate : bool, default=True
-        Fit one temperature on the out-of-fold predictions.
-    random_state : int, default=0
-
-    Attributes
-    ----------
-    estimators_ : list of fitted clones
-    classes_ : ndarray of class ids
-    oof_proba_ : ndarray (n, C), NaN rows where no out-of-fold prediction exists
-    temperature_ : float
-    """
-
-    def __init__(self, estimator: object | None = None, n_splits: int = 5, calibrate: bool = True,
-                 random_state: int | None = 0):
-        self.estimator = estimator
-        self.n_splits = n_splits
-        self.calibrate = calibrate
-        self.random_state = random_state
-
-    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> "KFoldCommittee":
-        if not isinstance(self.n_splits, numbers.Integral) or self.n_splits < 2:
-            raise ValueError(f"n_splits must be an integer >= 2, got {self.n_splits!r}")
-        X = np.asarray(X)
-        y = np.asarray(y)
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise TrainingError(f"KFoldCommittee needs at least 2 classes in y, got {self.classes_.tolist()}")
-        counts = np.bincount(y_enc)
-        always = counts[y_enc] < self.n_splits
-        base = self.estimator if self.estimator is not None else SVC(C=10.0)
-        rest = np.flatnonzero(~always)
-        n_c = len(self.classes_)
-        self.oof_proba_ = np.full((len(y), n_c), np.nan)
-        self.estimators_ = []
-        if len(rest) >= self.n_splits and len(np.unique(y_enc[rest])) >= 2:
-            skf = StratifiedKFold(self.n_splits, shuffle=True, random_state=self.random_state)
-            splits = [(np.concatenate([rest[tr], np.flatnonzero(always)]), rest[te])
-                      for tr, te in skf.split(rest, y_enc[rest])]
-        else:  # too few items to hold any out: bootstrap-free committee of one fit, repeated
-            splits = [(np.arange(len(y)), np.empty(0, dtype=np.int64))] * self.n_splits
-        for tr, te in splits:
-            if len(np.unique(y_enc[tr])) < n_c:
-                tr = np.union1d(tr, np.flatnonzero(always | np.isin(y_enc, np.setdiff1d(np.arange(n_c), y_enc[tr]))))
-            model = clone(base)
-            try:
-                model.fit(X[tr], y_enc[tr], sample_weight=w[tr])
-            except TypeError:  # estimators without sample_weight
-                model.fit(X[tr], y_enc[tr])
-            self.estimators_.append(model)
-            if len(te):
-                self.oof_proba_[te] = self._align(model, member_probabilities(model, X[te]))
-        self.temperature_ = 1.0
-        have = ~np.isnan(self.oof_proba_[:, 0])
-        if self.calibrate and have.sum() >= 2 * n_c and len(np.unique(y_enc[have])) >= 2:
-            self.temperature_ = _fit_temperature(np.log(self.oof_proba_[have] + _EPS), y_enc[have])
-            self.oof_proba_[have] = softmax(np.log(self.oof_proba_[have] + _EPS) / self.temperature_, axis=1)
-        return self
-
-    def _align(self, model: object, p: NDArray) -> NDArray:
-        out = np.zeros((p.shape[0], len(self.classes_)))
-        out[:, np.asarray(model.classes_, dtype=np.int64)] = p
-        return out
-
-    def predict_proba_members(self, X: ArrayLike) -> NDArray[np.float64]:
-        """Calibrated probabilities of every member, shape ``(n_splits, n, C)``."""
-        check_is_fitted(self, "estimators_")
-        X = np.asarray(X)
-        out = []
-        for m in self.estimators_:
-            p = self._align(m, member_probabilities(m, X))
-            out.append(softmax(np.log(p + _EPS) / self.temperature_, axis=1))
-        return np.stack(out)
-
-    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
-        """Mean calibrated probability of the members."""
-        return self.predict_proba_members(X).mean(axis=0)
-
-    def predict(self, X: ArrayLike) -> NDArray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 # ---------------------------------------------------------------- selection rule
@@ -358,89 +311,324 @@ def class_balanced_select(
     return np.concatenate(idx_out).astype(np.int64), np.concatenate(lab_out)
 
 
-# ---------------------------------------------------------------- the estimator
-class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
-    """Self-training with a calibrated k-fold committee teacher and class-balanced pseudo-labels.
 
-    Each round: the teacher (a :class:`KFoldCommittee` trained on the labels and
-    the current pseudo-labels, joined by a :class:`LabelGraph` at low label
-    rates) scores the unlabeled items; an item becomes a pseudo-label when its
-    calibrated confidence passes its class's adaptive threshold, enough
-    committee members agree, and its class's quota is not full. Quotas are a
-    growing share (``step`` per round) of the class mass the estimated prior
-    gives the unlabeled items. Pseudo-labels are re-decided every round: one the
-    new teacher no longer supports is dropped. Stops when the selection no
-    longer changes, everything is labeled, or after ``max_iter`` rounds.
+
+def balanced_counts(
+    available: ArrayLike, prior: ArrayLike, max_share_gap: float = 0.05, max_total: int | None = None
+) -> NDArray[np.int64]:
+    """How many pseudo-labels to take per class: as many as possible in total,
+    with every class's share within ``max_share_gap`` of its prior.
+
+    ``available[c]`` is how many items pass the bar for class ``c``. A class
+    whose prior exceeds ``max_share_gap`` must get its share, so a class with
+    no candidate at all holds the whole selection back rather than letting the
+    others take over (that is the collapse this rule exists to prevent).
+
+    >>> balanced_counts([100, 10], [0.75, 0.25], 0.05).tolist()
+    [40, 10]
+    >>> balanced_counts([0, 50], [0.5, 0.5], 0.05).tolist()
+    [0, 0]
+    """
+    a = np.asarray(available, dtype=np.int64)
+    p = np.asarray(prior, dtype=np.float64)
+    if a.shape != p.shape or a.ndim != 1:
+        raise ValueError(f"available and prior must both have shape (n_classes,), got {a.shape} and {p.shape}")
+    if (a < 0).any():
+        raise ValueError(f"available must be >= 0, got {a.tolist()}")
+    if not 0.0 <= max_share_gap <= 1.0:
+        raise ValueError(f"max_share_gap must be in [0, 1], got {max_share_gap}")
+    p = p / p.sum()
+    lo_share, hi_share = np.maximum(p - max_share_gap, 0.0), np.minimum(p + max_share_gap, 1.0)
+
+    def bounds(total: int) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+        lo = np.ceil(lo_share * total - 1e-9).astype(np.int64)
+        cap = np.minimum(a, np.floor(hi_share * total + 1e-9).astype(np.int64))
+        if (lo > cap).any() or lo.sum() > total or cap.sum() < total:
+            return None
+        return lo, cap
+
+    upper = int(a.sum()) if max_total is None else min(int(a.sum()), int(max_total))
+    must = lo_share > 0
+    if must.any():  # a class that must be represented bounds the total: lo_share * total <= available
+        upper = min(upper, int(np.floor((a[must] / lo_share[must]).min() + 1e-9)))
+    # Rounding makes feasibility non-monotone at small totals: scan down from the bound (cheap O(C) checks);
+    # far from it, bisect first.
+    total, found = upper, None
+    while total >= 0 and found is None:
+        floor_t = max(total - 512, -1)
+        for t in range(total, floor_t, -1):
+            found = bounds(t)
+            if found is not None:
+                total = t
+                break
+        else:
+            lo_t, hi_t = 0, floor_t
+            while lo_t < hi_t:  # largest feasible total below the scanned window
+                mid = (lo_t + hi_t + 1) // 2
+                lo_t, hi_t = (mid, hi_t) if bounds(mid) is not None else (lo_t, mid - 1)
+            total = lo_t if floor_t >= 0 else -1
+            found = bounds(total) if total >= 0 else None
+    if found is None:
+        return np.zeros_like(a)
+    lo, cap = found
+    # Water-filling: the largest lam with sum(clip(floor(lam p), lo, cap)) <= total, then top up by one.
+    lo_l, hi_l = 0.0, float(total) / max(p.min(), _EPS) + 1.0
+    for _ in range(64):
+        mid = (lo_l + hi_l) / 2
+        if np.clip(np.floor(mid * p), lo, cap).sum() <= total:
+            lo_l = mid
+        else:
+            hi_l = mid
+    n = np.clip(np.floor(lo_l * p), lo, cap).astype(np.int64)
+    short = total - int(n.sum())
+    if short > 0:  # the rest to the classes furthest below their prior share that still have room
+        room = np.flatnonzero(n < cap)
+        order = room[np.argsort(n[room] - p[room] * total, kind="stable")]
+        n[order[:short]] += 1
+    return n
+
+
+class PseudoLabels(NamedTuple):
+    """What :func:`select_pseudo_labels` chose (positions into the arrays it was given)."""
+
+    index: NDArray[np.int64]
+    label: NDArray[np.int64]
+    confidence: NDArray[np.float64]
+
+
+def select_pseudo_labels(
+    proba: ArrayLike,
+    member_proba: ArrayLike | None = None,
+    prior: ArrayLike | None = None,
+    n_labeled_per_class: ArrayLike | None = None,
+    threshold: float = 0.9,
+    min_agreement: float = 0.8,
+    step: float = 1.0,
+    budget: int | None = None,
+    min_threshold: float = 0.5,
+    max_share_gap: float = 0.05,
+    exclude: ArrayLike | None = None,
+) -> PseudoLabels:
+    """THE pseudo-label rule: confident, agreed on, class-balanced.
+
+    An item qualifies when its top class passes that class's adaptive threshold
+    (:func:`adaptive_thresholds`) and at least ``min_agreement`` of the members
+    vote for it. Per class at most ``step`` of its estimated unlabeled mass
+    (``step * prior[c] * n``) is taken, most confident first, and the counts
+    follow :func:`balanced_counts`: every class's share of the selection is
+    within ``max_share_gap`` of ``prior``.
 
     Parameters
     ----------
-    estimator : sklearn classifier, default=None
-        Committee member; default ``SVC(C=10)``.
-    n_splits : int, default=5
-        Committee size (stratified folds).
-    threshold : float, default=0.9
-        Confidence a pseudo-label needs once its class is well learnt, in (0, 1).
-    min_threshold : float, default=0.5
-        Floor of the adaptive per-class thresholds.
+    proba : array (n, C)
+        Teacher probabilities of the candidate items.
+    member_proba : array (m, n, C), optional
+        Members' probabilities (agreement); without them agreement is 1.
+    prior : array (C,), optional
+        Class prior; default :func:`estimate_prior` from ``n_labeled_per_class`` and ``proba``.
+    n_labeled_per_class : array (C,), optional
+        Labeled counts per class, for the default prior.
+    threshold, min_threshold : float
+        Confidence bar of a well-learnt class and its adaptive floor.
     min_agreement : float, default=0.8
-        Share of the voters (committee members, and the graph when used) whose
-        top class must equal the teacher's, in [0, 1].
-    step : float, default=0.25
+    step : float, default=1.0
+        Share of each class's estimated mass allowed now, in (0, 1].
+    budget : int, optional
+        Cap on the number of pseudo-labels.
+    max_share_gap : float, default=0.05
+    exclude : bool mask (n,) or indices, optional
+        Items that may not be chosen.
+
+    >>> P = np.array([[0.95, 0.05]] * 6 + [[0.04, 0.96]] * 2)
+    >>> sel = select_pseudo_labels(P, prior=[0.75, 0.25])
+    >>> np.bincount(sel.label).tolist()
+    [6, 2]
+    """
+    P = np.asarray(proba, dtype=np.float64)
+    if P.ndim != 2:
+        raise ValueError(f"proba must be 2-d (n_items, n_classes), got shape {P.shape}")
+    n, c = P.shape
+    if not 0.0 < step <= 1.0:
+        raise ValueError(f"step must be in (0, 1], got {step}")
+    if not 0.0 <= min_agreement <= 1.0:
+        raise ValueError(f"min_agreement must be in [0, 1], got {min_agreement}")
+    if budget is not None and budget < 0:
+        raise ValueError(f"budget must be >= 0 or None, got {budget}")
+    ok = np.ones(n, dtype=bool)
+    if exclude is not None:
+        ex = np.asarray(exclude)
+        if ex.dtype == bool:
+            if ex.shape != (n,):
+                raise ValueError(f"exclude mask has shape {ex.shape}, expected ({n},)")
+            ok &= ~ex
+        else:
+            ok[ex.astype(np.int64)] = False
+    pred = P.argmax(axis=1) if n else np.empty(0, dtype=np.int64)
+    conf = P[np.arange(n), pred]
+    if member_proba is not None:
+        M = np.asarray(member_proba)
+        if M.ndim != 3 or M.shape[1:] != P.shape:
+            raise ValueError(f"member_proba must have shape (m, {n}, {c}), got {M.shape}")
+        agreement = (M.argmax(axis=2) == pred[None]).mean(axis=0)
+    else:
+        agreement = np.ones(n)
+    if prior is None:
+        counts = np.zeros(c) if n_labeled_per_class is None else np.asarray(n_labeled_per_class, dtype=np.float64)
+        if counts.shape != (c,):
+            raise ValueError(f"n_labeled_per_class must have shape ({c},), got {counts.shape}")
+        pri = estimate_prior(np.repeat(np.arange(c), counts.astype(np.int64)), P[ok], c)
+    else:
+        pri = np.asarray(prior, dtype=np.float64)
+        if pri.shape != (c,) or (pri < 0).any() or pri.sum() <= 0:
+            raise ValueError(f"prior must be {c} non-negative values with a positive sum, got {pri.tolist()}")
+        pri = pri / pri.sum()
+    n_pool = int(ok.sum())  # the candidates: what the class masses are shares of
+    thresholds = adaptive_thresholds(P[ok], threshold, min_threshold)
+    ok &= (conf >= thresholds[pred]) & (agreement >= min_agreement)
+    quotas = np.floor(step * pri * n_pool + 1e-9).astype(np.int64)
+    available = np.minimum(np.bincount(pred[ok], minlength=c), quotas)
+    take = balanced_counts(available, pri, max_share_gap, budget)
+    # most confident first within each class: sort by (class, -confidence) once
+    cand = np.flatnonzero(ok)
+    cand = cand[np.lexsort((-conf[cand], pred[cand]))]
+    starts = np.searchsorted(pred[cand], np.arange(c))
+    idx = np.concatenate([cand[starts[k] : starts[k] + take[k]] for k in range(c)]).astype(np.int64)
+    return PseudoLabels(idx, pred[idx].astype(np.int64), conf[idx])
+
+
+class FallbackDecision(NamedTuple):
+    """Whether a turn keeps its pseudo-labels, and why (for the route artifact)."""
+
+    use_pseudo: bool
+    acc_with: float
+    acc_without: float
+    n_items: int
+    reason: str
+
+
+def pseudo_labels_help(y_firm: ArrayLike, oof_without: ArrayLike, oof_with: ArrayLike) -> FallbackDecision:
+    """The fallback rule: keep pseudo-labels only if they do not hurt the firm labels.
+
+    Compares the accuracy of the committee's out-of-fold predictions on the
+    firm (person-given) labeled items, trained with and without the
+    pseudo-labels. Rows without an out-of-fold prediction (NaN) in either are
+    left out. Ties keep the pseudo-labels (they cost nothing there and grow the
+    training set).
+
+    >>> y = np.array([0, 1, 1])
+    >>> without = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    >>> pseudo_labels_help(y, without, np.array([[0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])).use_pseudo
+    True
+    >>> pseudo_labels_help(y, without, np.array([[0.4, 0.6], [0.3, 0.7], [0.1, 0.9]])).use_pseudo
+    True
+    >>> pseudo_labels_help(y, without, np.array([[0.4, 0.6], [0.6, 0.4], [0.1, 0.9]])).reason
+    'supervised-only: out-of-fold accuracy on 3 firm labels 33.3 % with pseudo-labels < 66.7 % without'
+    """
+    y = np.asarray(y_firm, dtype=np.int64)
+    A = np.asarray(oof_without, dtype=np.float64)
+    B = np.asarray(oof_with, dtype=np.float64)
+    if A.shape != B.shape or A.ndim != 2 or A.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"oof_without {A.shape} and oof_with {B.shape} must both be (n_firm, n_classes) with n_firm = {y.shape[0]}"
+        )
+    ok = ~np.isnan(A).any(axis=1) & ~np.isnan(B).any(axis=1)
+    n_ok = int(ok.sum())
+    if n_ok == 0:
+        return FallbackDecision(True, float("nan"), float("nan"), 0,
+                                "pseudo-labels kept: no firm label has an out-of-fold prediction to check them on")
+    acc_w = float((B[ok].argmax(axis=1) == y[ok]).mean())
+    acc_wo = float((A[ok].argmax(axis=1) == y[ok]).mean())
+    use = acc_w >= acc_wo
+    sign = ">=" if use else "<"
+    head = "pseudo-labels kept" if use else "supervised-only"
+    return FallbackDecision(use, acc_w, acc_wo, n_ok,
+                            f"{head}: out-of-fold accuracy on {n_ok} firm labels {100 * acc_w:.1f} % with "
+                            f"pseudo-labels {sign} {100 * acc_wo:.1f} % without")
+
+
+# ---------------------------------------------------------------- the loop
+class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
+    """Self-training around the model stage's k-fold committee, with class-balanced pseudo-labels.
+
+    Round 0 fits the committee on the labels alone (the supervised baseline).
+    Each later round, the teacher -- the committee's mean probability, joined
+    by a :class:`LabelGraph` at low label rates -- scores the unlabeled items,
+    :func:`select_pseudo_labels` re-decides the whole pseudo-label set (the
+    committee members and the graph vote for agreement), and a fresh clone of
+    the committee is fitted on labels + pseudo-labels (weighted by confidence).
+    At the end :func:`pseudo_labels_help` compares the out-of-fold accuracy on
+    the given labels with and without the pseudo-labels; with ``fallback`` the
+    supervised committee is kept when they did not help.
+
+    Parameters
+    ----------
+    committee : estimator
+        Cloned every round. Needs ``fit(X, y, sample_weight=...)``,
+        ``oof_proba_`` (out-of-fold probabilities of the fitted rows, NaN rows
+        allowed) and ``predict_proba_members(X) -> (m, n, C)``; default
+        ``KFoldCommittee(model="logreg")``.
+    rounds : int, default=3
+        Fit -> select rounds after the supervised one.
+    threshold, min_threshold, min_agreement, max_share_gap
+        The selection rule (:func:`select_pseudo_labels`).
+    step : float, default=0.5
         Share of each class's estimated unlabeled mass added to its quota per round, in (0, 1].
-    max_iter : int, default=10
     graph : {"auto", True, False}, default="auto"
-        Use the graph teacher; ``"auto"``: when at most ``graph_max_label_rate``
-        of the items are labeled.
+        Use the graph teacher; ``"auto"``: when at most ``graph_max_label_rate`` of the items are labeled.
     graph_max_label_rate : float, default=0.5
     n_neighbors : int or tuple of int, default=(5, 10)
-        Graph degrees (one graph per value, averaged).
     alpha : float, default=0.99
-        Label-spreading weight of the neighbours.
-    random_state : int, default=0
+    fallback : bool, default=True
+        Keep the supervised committee when the pseudo-labels do not help.
+    n_classes : int, optional
+        Number of classes (default: the largest label + 1).
 
     Attributes
     ----------
-    classes_ : ndarray
-    committee_ : KFoldCommittee, the final student
+    classes_ : ndarray (C,)
+    committee_ : the final committee (the student, or the supervised one after a fallback)
+    supervised_ : the round-0 committee (labels only)
     graph_ : LabelGraph or None
-    transduction_ : ndarray (n,), the label (given or pseudo) of every training item, -1 where none
+    transduction_ : ndarray (n,), the given or pseudo label of every item, -1 where none
     pseudo_confidence_ : ndarray (n,), teacher confidence of pseudo-labels (NaN elsewhere)
-    labeled_iter_ : ndarray (n,), round in which the current pseudo-label was first chosen
-        (0 for given labels, -1 when unlabeled)
-    n_iter_ : int
-    termination_condition_ : {"max_iter", "no_change", "all_labeled"}
-    history_ : list of dict per round (n_pseudo, n_new, n_dropped, thresholds)
+    n_iter_ : int, rounds run after the supervised one
+    termination_condition_ : {"no_change", "max_iter", "all_labeled"}
+        ``no_change`` only when a round neither adds, drops nor relabels a pseudo-label.
+    fallback_ : FallbackDecision or None (None when no pseudo-label was ever chosen)
+    history_ : list of dict per round (n_pseudo, n_new, n_dropped, n_relabeled, class_counts, prior, oof_accuracy)
     """
 
     def __init__(
         self,
-        estimator: object | None = None,
-        n_splits: int = 5,
+        committee: Any = None,
+        rounds: int = 3,
         threshold: float = 0.9,
         min_threshold: float = 0.5,
         min_agreement: float = 0.8,
-        step: float = 0.25,
-        max_iter: int = 10,
+        step: float = 0.5,
+        max_share_gap: float = 0.05,
         graph: str | bool = "auto",
         graph_max_label_rate: float = 0.5,
         n_neighbors: int | tuple[int, ...] = (5, 10),
         alpha: float = 0.99,
-        random_state: int | None = 0,
+        fallback: bool = True,
+        n_classes: int | None = None,
     ):
-        self.estimator = estimator
-        self.n_splits = n_splits
+        self.committee = committee
+        self.rounds = rounds
         self.threshold = threshold
         self.min_threshold = min_threshold
         self.min_agreement = min_agreement
         self.step = step
-        self.max_iter = max_iter
+        self.max_share_gap = max_share_gap
         self.graph = graph
         self.graph_max_label_rate = graph_max_label_rate
         self.n_neighbors = n_neighbors
         self.alpha = alpha
-        self.random_state = random_state
+        self.fallback = fallback
+        self.n_classes = n_classes
 
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if not 0.0 <= self.min_threshold <= self.threshold:
@@ -449,114 +637,165 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
             raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
         if not 0.0 < self.step <= 1.0:
             raise ValueError(f"step must be in (0, 1], got {self.step}")
-        if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
-            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if not isinstance(self.rounds, numbers.Integral) or self.rounds < 1:
+            raise ValueError(f"rounds must be an integer >= 1, got {self.rounds!r}")
         if self.graph not in ("auto", True, False):
             raise ValueError(f"graph must be 'auto', True or False, got {self.graph!r}")
 
-    def _teacher(self, X: NDArray, train: NDArray, y_train: NDArray, w_train: NDArray,
-                 rows: NDArray, G: NDArray | None) -> tuple[KFoldCommittee, NDArray, NDArray]:
-        committee = KFoldCommittee(self.estimator, self.n_splits, True, self.random_state)
-        committee.fit(X[train], y_train, sample_weight=w_train)
-        M = np.zeros((self.n_splits, len(rows), len(self.classes_)))
-        M[:, :, committee.classes_] = committee.predict_proba_members(X[rows])
-        if G is not None:
-            # Trust the committee in proportion to the labels it was trained on: at
-            # one label per class the graph is the far better teacher; once the
-            # pseudo-labels cover the pool both weigh about the same.
-            w = len(train) / (len(train) + len(rows))
-            T = w * M.mean(axis=0) + (1 - w) * G[rows]
-            votes = np.concatenate([M.argmax(axis=2), G[rows].argmax(axis=1)[None]])
-        else:
-            T = M.mean(axis=0)
-            votes = M.argmax(axis=2)
-        agreement = (votes == T.argmax(axis=1)[None]).mean(axis=0)
-        return committee, T, agreement
+    def _new_committee(self) -> Any:
+        if self.committee is None:
+            from labelloop.models.ensemble import KFoldCommittee
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> "SelfTrainingCommittee":
-        """Fit on ``X`` with ``y`` holding class ids and -1 for unlabeled items."""
-        self._validate_params()
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y)
+            return KFoldCommittee(model="logreg")
+        return clone(self.committee)
+
+    def _fit_committee(self, X: NDArray, rows: NDArray, y: NDArray, w: NDArray) -> Any:
+        model = self._new_committee()
+        if "n_classes" in model.get_params():
+            model.set_params(n_classes=self.n_classes_)
+        return model.fit(X[rows], y, sample_weight=w)
+
+    def _members(self, model: Any, X: NDArray) -> NDArray[np.float64]:
+        M = np.asarray(model.predict_proba_members(X), dtype=np.float64)
+        out = np.zeros((M.shape[0], M.shape[1], self.n_classes_))
+        out[:, :, np.asarray(model.classes_, dtype=np.int64)] = M
+        return out
+
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+            graph_features: ArrayLike | None = None) -> "SelfTrainingCommittee":
+        """Fit on ``X`` with ``y`` holding class ids and -1 for unlabeled items.
+
+        ``graph_features`` (n, d): what the label graph is built on (e.g. embeddings); default ``X`` flattened.
+        """
+        self._check_params()
+        X = np.asarray(X)
+        y = np.asarray(y, dtype=np.int64)
         if X.shape[0] != y.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} labels")
-        labeled = y != -1
-        if labeled.sum() == 0:
+        labeled = y >= 0
+        if not labeled.any():
             raise TrainingError("self-training needs at least one labeled item (y has only -1)")
-        self.classes_, y_enc_l = np.unique(y[labeled], return_inverse=True)
-        if len(self.classes_) < 2:
-            raise TrainingError(f"self-training needs at least 2 labeled classes, got {self.classes_.tolist()}")
-        n, c = X.shape[0], len(self.classes_)
-        y_enc = np.full(n, -1, dtype=np.int64)
-        y_enc[labeled] = y_enc_l
-        lab_idx = np.flatnonzero(labeled)
+        c = int(self.n_classes or y.max() + 1)
+        if y.max() >= c:
+            raise ValueError(f"label {y.max()} is not a class id in [0, {c - 1}] (n_classes={c})")
+        if len(np.unique(y[labeled])) < 2:
+            raise TrainingError(f"self-training needs at least 2 labeled classes, got {np.unique(y[labeled]).tolist()}")
+        self.n_classes_ = c
+        self.classes_ = np.arange(c)
+        w_lab_all = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        lab = np.flatnonzero(labeled)
         unl = np.flatnonzero(~labeled)
+        n_lab, w_lab = len(lab), w_lab_all[lab]
+        self.supervised_ = self._fit_committee(X, lab, y[lab], w_lab)
+        oof_without = np.asarray(self.supervised_.oof_proba_, dtype=np.float64)[:n_lab]
         use_graph = self.graph is True or (self.graph == "auto" and labeled.mean() <= self.graph_max_label_rate)
-        G = None
-        self.graph_ = None
+        self.graph_, G = None, None
         if use_graph and len(unl):
-            self.graph_ = LabelGraph(self.n_neighbors, self.alpha).fit(X)
-            G = self.graph_.spread(y_enc, c)
-            self.graph_proba_ = G
-        pseudo_lab = np.full(n, -1, dtype=np.int64)
-        pseudo_conf = np.full(n, np.nan)
-        first_iter = np.where(labeled, 0, -1)
+            F = X.reshape(len(X), -1) if graph_features is None else np.asarray(graph_features)
+            self.graph_ = LabelGraph(self.n_neighbors, self.alpha).fit(F)
+            G = self.graph_.spread(y, c)[unl]
+            G_oof = self._graph_oof(y, lab, c)
+        pseudo = np.full(len(unl), -1, dtype=np.int64)
+        pseudo_conf = np.full(len(unl), np.nan)
+        current, oof_with = self.supervised_, None
         self.history_ = []
-        self.termination_condition_ = "all_labeled" if len(unl) == 0 else "max_iter"
         self.n_iter_ = 0
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # SVC(probability=...) deprecation noise in user estimators
-            for it in range(1, self.max_iter + 1):
-                if len(unl) == 0:
-                    break
-                self.n_iter_ = it
-                chosen = np.flatnonzero(pseudo_lab >= 0)
-                train = np.concatenate([lab_idx, chosen])
-                y_train = np.concatenate([y_enc[lab_idx], pseudo_lab[chosen]])
-                w_train = np.concatenate([np.ones(len(lab_idx)), pseudo_conf[chosen]])
-                _, T, agreement = self._teacher(X, train, y_train, w_train, unl, G)
-                prior = estimate_prior(y_enc[lab_idx], T, c)
-                share = min(1.0, self.step * it)
-                quotas = np.floor(share * prior * len(unl)).astype(np.int64)
-                thresholds = adaptive_thresholds(T, self.threshold, self.min_threshold)
-                sel, sel_y = class_balanced_select(T, quotas, thresholds, agreement, self.min_agreement)
-                new_lab = np.full(n, -1, dtype=np.int64)
-                new_lab[unl[sel]] = sel_y
-                new_conf = np.full(n, np.nan)
-                new_conf[unl[sel]] = T[sel, sel_y]
-                changed = new_lab != pseudo_lab
-                n_new = int(((new_lab >= 0) & (pseudo_lab < 0)).sum())
-                n_dropped = int(((new_lab < 0) & (pseudo_lab >= 0)).sum())
-                first_iter = np.where((new_lab >= 0) & changed, it, first_iter)
-                first_iter = np.where(~labeled & (new_lab < 0), -1, first_iter)
-                self.history_.append({"iter": it, "n_pseudo": int((new_lab >= 0).sum()), "n_new": n_new,
-                                      "n_dropped": n_dropped, "thresholds": thresholds.round(3).tolist(),
-                                      "quotas": quotas.tolist()})
-                pseudo_lab, pseudo_conf = new_lab, new_conf
-                if n_new == 0 and share >= 1.0:
-                    self.termination_condition_ = "no_change"
-                    break
-            chosen = np.flatnonzero(pseudo_lab >= 0)
-            train = np.concatenate([lab_idx, chosen])
-            self.committee_ = KFoldCommittee(self.estimator, self.n_splits, True, self.random_state).fit(
-                X[train],
-                np.concatenate([y_enc[lab_idx], pseudo_lab[chosen]]),
-                sample_weight=np.concatenate([np.ones(len(lab_idx)), pseudo_conf[chosen]]),
+        self.termination_condition_ = "all_labeled" if len(unl) == 0 else "max_iter"
+        for it in range(1, self.rounds + 1 if len(unl) else 1):
+            self.n_iter_ = it
+            M = self._members(current, X[unl])
+            n_train = n_lab + int((pseudo >= 0).sum())
+            if G is not None:
+                # How much to trust the committee against the graph is measured, not assumed: the weight whose
+                # mixture of the two held-out predictions has the lowest log loss on the given labels.
+                oof_now = oof_without if oof_with is None else oof_with
+                wc = _mixture_weight(y[lab], oof_now, G_oof)
+                record_w = wc
+                T = wc * M.mean(axis=0) + (1 - wc) * G
+                voters = np.concatenate([M, G[None]])
+            else:
+                T, voters = M.mean(axis=0), M
+                record_w = 1.0
+            prior = estimate_prior(y[lab], T, c)
+            sel = select_pseudo_labels(T, voters, prior=prior, threshold=self.threshold,
+                                       min_agreement=self.min_agreement, step=min(1.0, self.step * it),
+                                       min_threshold=self.min_threshold, max_share_gap=self.max_share_gap)
+            new = np.full(len(unl), -1, dtype=np.int64)
+            new[sel.index] = sel.label
+            n_new = int(((new >= 0) & (pseudo < 0)).sum())
+            n_dropped = int(((new < 0) & (pseudo >= 0)).sum())
+            n_relabeled = int(((new >= 0) & (pseudo >= 0) & (new != pseudo)).sum())
+            record = {"iter": it, "n_pseudo": len(sel.index), "n_new": n_new, "n_dropped": n_dropped,
+                      "n_relabeled": n_relabeled, "class_counts": np.bincount(sel.label, minlength=c).tolist(),
+                      "prior": prior.round(4).tolist(), "committee_weight": round(float(record_w), 3)}
+            self.history_.append(record)
+            if n_new == 0 and n_dropped == 0 and n_relabeled == 0:
+                self.termination_condition_ = "no_change"
+                break
+            pseudo = new
+            pseudo_conf = np.full(len(unl), np.nan)
+            pseudo_conf[sel.index] = sel.confidence
+            chosen = np.flatnonzero(pseudo >= 0)
+            if len(chosen) == 0:
+                current, oof_with = self.supervised_, None
+                continue
+            current = self._fit_committee(
+                X, np.concatenate([lab, unl[chosen]]), np.concatenate([y[lab], pseudo[chosen]]),
+                np.concatenate([w_lab, pseudo_conf[chosen]]),
             )
-        self.transduction_ = np.where(labeled, y, np.where(pseudo_lab >= 0, self.classes_[np.maximum(pseudo_lab, 0)], -1))
-        self.pseudo_confidence_ = pseudo_conf
-        self.labeled_iter_ = first_iter
+            oof_with = np.asarray(current.oof_proba_, dtype=np.float64)[:n_lab]
+            record["oof_accuracy"] = _accuracy(y[lab], oof_with)
+        self.fallback_ = None
+        self.committee_ = current
+        if oof_with is not None:
+            self.fallback_ = pseudo_labels_help(y[lab], oof_without, oof_with)
+            if self.fallback and not self.fallback_.use_pseudo:
+                self.committee_ = self.supervised_
+                pseudo[:] = -1
+                pseudo_conf[:] = np.nan
+        self.transduction_ = y.copy()
+        self.transduction_[unl] = pseudo
+        self.pseudo_confidence_ = np.full(len(y), np.nan)
+        self.pseudo_confidence_[unl] = pseudo_conf
         return self
 
-    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
-        """Mean of the student committee and, when used, the graph's induced probabilities."""
-        check_is_fitted(self, "committee_")
-        X = np.asarray(X, dtype=np.float64)
-        P = np.zeros((X.shape[0], len(self.classes_)))
-        P[:, self.committee_.classes_] = self.committee_.predict_proba(X)
-        if self.graph_ is not None:
-            P = (P + self.graph_.induce(self.graph_proba_, X)) / 2
-        return P
+    def _graph_oof(self, y: NDArray, lab: NDArray, c: int) -> NDArray[np.float64]:
+        """Held-out graph predictions of the labeled items: spread from one half of the labels, score the other."""
+        rng = np.random.default_rng(0)
+        order = rng.permutation(len(lab))
+        out = np.full((len(lab), c), np.nan)
+        for held in (order[::2], order[1::2]):
+            seeds = y.copy()
+            seeds[lab[held]] = -1
+            out[held] = self.graph_.spread(seeds, c)[lab[held]]
+        return out
 
-    def predict(self, X: ArrayLike) -> NDArray:
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The final committee's mean probabilities, ``(n, C)``."""
+        check_is_fitted(self, "committee_")
+        return self._members(self.committee_, np.asarray(X)).mean(axis=0)
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _mixture_weight(y: NDArray, committee_oof: NDArray, graph_oof: NDArray) -> float:
+    """The committee's weight in [0, 1] (steps of 0.1) minimising the held-out log loss of the mixture.
+
+    >>> y = np.array([0, 1]); good = np.eye(2) * 0.8 + 0.1; bad = good[::-1]
+    >>> _mixture_weight(y, good, bad), _mixture_weight(y, bad, good)
+    (1.0, 0.0)
+    """
+    ok = ~np.isnan(committee_oof).any(axis=1) & ~np.isnan(graph_oof).any(axis=1)
+    if not ok.any():
+        return 0.5
+    rows = np.arange(int(ok.sum()))
+    A, B, t = committee_oof[ok], graph_oof[ok], y[ok]
+    grid = np.linspace(0.0, 1.0, 11)
+    loss = [-np.log(np.clip(w * A[rows, t] + (1 - w) * B[rows, t], 1e-3, None)).mean() for w in grid]
+    return float(grid[int(np.argmin(loss))])
+
+
+def _accuracy(y: NDArray, P: NDArray) -> float:
+    ok = ~np.isnan(P).any(axis=1)
+    return float((P[ok].argmax(axis=1) == y[ok]).mean()) if ok.any() else float("nan")

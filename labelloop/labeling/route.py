@@ -13,7 +13,7 @@ by the next: no item is in two queues. Each queue's per-turn budget is a hard
 cap. :func:`queue_summary` reports sizes and what each queue is expected to buy.
 
 >>> import numpy as np
->>> P = np.array([[0.99, 0.01], [0.6, 0.4], [0.52, 0.48], [0.97, 0.03]])
+>>> P = np.array([[0.99, 0.01], [0.6, 0.4], [0.52, 0.48], [0.03, 0.97]])
 >>> r = route(P, budgets=RouteBudgets(expert=1, crowd=1, pseudo=None))
 >>> r.queue.tolist()
 ['pseudo', 'crowd', 'expert', 'pseudo']
@@ -26,9 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.neighbors import NearestNeighbors
-
-from labelloop.labeling.pseudo import class_balanced_select, estimate_prior
+from labelloop.labeling.pseudo import class_balanced_select, estimate_prior, knn_graph, select_pseudo_labels
 from labelloop.labeling.select import margin, top_k, vote_entropy
 
 __all__ = ["QUEUES", "RouteBudgets", "Routing", "representativeness", "route", "queue_summary"]
@@ -78,15 +76,19 @@ def representativeness(X: ArrayLike, n_neighbors: int = 10) -> NDArray[np.float6
     """Local density in (0, 1]: ``1 / (1 + mean distance to the k nearest items)``, scaled by its max.
 
     An item in a dense region stands for many others; labeling it teaches the
-    model about all of them, an outlier teaches about itself.
+    model about all of them, an outlier teaches about itself. The neighbours
+    come from :func:`labelloop.labeling.pseudo.knn_graph` (approximate beyond
+    a few thousand items), so this is O(N k), not N².
+
+    >>> representativeness(np.array([[0.0], [0.1], [0.2], [5.0]]), 1).round(2).tolist()
+    [1.0, 1.0, 1.0, 0.19]
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float32)
     n = X.shape[0]
     if n < 2:
         return np.ones(n)
-    k = min(n_neighbors, n - 1)
-    d, _ = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)
-    dens = 1.0 / (1.0 + d[:, 1:].mean(axis=1))
+    d, _ = knn_graph(X, min(n_neighbors, n - 1))
+    dens = 1.0 / (1.0 + d.astype(np.float64).mean(axis=1))
     return dens / dens.max()
 
 
@@ -170,12 +172,10 @@ def route(
         M = np.asarray(member_proba, dtype=np.float64)
         if M.ndim != 3 or M.shape[1:] != P.shape:
             raise ValueError(f"member_proba must have shape (m, {n}, {c}), got {M.shape}")
-        agreement = (M.argmax(axis=2) == pred[None]).mean(axis=0)
         # Disagreement: vote entropy over members, plus the mean-model margin so
         # ties among unanimous committees are still broken by uncertainty.
         disagreement = vote_entropy(M) / np.log(min(M.shape[0], c)) + margin(P)
     else:
-        agreement = np.ones(n)
         disagreement = margin(P)
     dens = representativeness(X, n_neighbors) if X is not None else np.ones(n)
     value = disagreement * dens
@@ -220,14 +220,15 @@ def route(
         # rank the teacher's decisions by its probability of the decided class
         Q = np.zeros_like(P)
         Q[np.flatnonzero(ok), pl[ok]] = P[np.flatnonzero(ok), pl[ok]] + 1.0  # +1: any decided item beats undecided
-        thr = 0.0
+        quotas = np.ceil(pri / pri.sum() * min(budget_p, int(ok.sum()))).astype(np.int64)
+        sel, sel_y = class_balanced_select(Q, quotas, 0.0, exclude=~ok)
+        order = np.argsort(-Q[sel, sel_y], kind="stable")[:budget_p]  # ceil() may overshoot by < C items
+        sel, sel_y = sel[order], sel_y[order]
     else:
-        ok = free & (agreement >= pseudo_min_agreement)
-        Q, thr = P, pseudo_threshold
-    quotas = np.ceil(pri / pri.sum() * min(budget_p, int(ok.sum()))).astype(np.int64)
-    sel, sel_y = class_balanced_select(Q, quotas, thr, exclude=~ok)
-    order = np.argsort(-Q[sel, sel_y], kind="stable")[:budget_p]  # ceil() may overshoot by < C items
-    sel, sel_y = sel[order], sel_y[order]
+        # the one selection rule of the loop, with a fixed bar (min_threshold = threshold)
+        sel, sel_y, _ = select_pseudo_labels(
+            P, member_proba=member_proba, prior=pri, threshold=pseudo_threshold,
+            min_threshold=pseudo_threshold, min_agreement=pseudo_min_agreement, budget=budget_p, exclude=~free)
     queue[sel], reason[sel] = "pseudo", "confident and agreed"
     pred = pred.copy()
     pred[sel] = sel_y

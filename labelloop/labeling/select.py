@@ -21,7 +21,7 @@ A *selector* turns scores into a batch of item indices:
 
 :func:`query` combines them: cold start while some cluster is uncovered, then
 uncertainty + diversity. Everything works on plain arrays, so the same code
-serves sklearn models, ``KFoldEnsemble`` committees and the router.
+serves sklearn models, ``KFoldCommittee`` committees and the router.
 
 >>> import numpy as np
 >>> p = np.array([[0.9, 0.1], [0.55, 0.45], [0.6, 0.4]])
@@ -331,9 +331,14 @@ def representative_k(
     if k == 0:
         return np.empty(0, dtype=np.int64)
     rng = np.random.default_rng(random_state)
-    n_clusters = n_clusters or int(lab.sum()) + k
+    # Enough clusters that k of them are new, but bounded: the clustering costs O(max_points * n_clusters),
+    # whatever the pool or the number of labels.
+    n_clusters = n_clusters or min(int(lab.sum()) + k, 4 * k + 64)
     sample = np.arange(n) if n <= max_points else np.sort(rng.choice(n, max_points, replace=False))
-    sample = np.union1d(sample, np.flatnonzero(lab))
+    lab_idx = np.flatnonzero(lab)
+    if len(lab_idx) > max_points:  # coverage is judged on a sample of the labeled items too
+        lab_idx = rng.choice(lab_idx, max_points, replace=False)
+    sample = np.union1d(sample, lab_idx)
     centers, assign = kmeans(X[sample], n_clusters, random_state=rng)
     covered = np.zeros(len(centers), dtype=bool)
     covered[np.unique(assign[lab[sample]])] = True
@@ -392,6 +397,8 @@ def uncertain_representative_k(
         cand = np.sort(rng.choice(cand, max_points, replace=False))
         random_state = rng
     lab_idx = np.flatnonzero(lab)
+    if len(lab_idx) > max_points:  # only coverage needs them: a sample bounds the clustering
+        lab_idx = np.sort(np.random.default_rng(random_state).choice(lab_idx, max_points, replace=False))
     sub = np.concatenate([cand, lab_idx])
     picked = representative_k(
         X[sub], k, labeled=np.arange(len(cand), len(sub)), max_points=max_points, random_state=random_state

@@ -1,4 +1,4 @@
-"""The stratified k-fold committee: :class:`KFoldEnsemble`.
+"""The stratified k-fold committee: :class:`KFoldCommittee`.
 
 One model per fold, each trained on the other folds and early-stopped on its
 own. The committee gives
@@ -16,11 +16,11 @@ The neural folds train together as one member-batched network (see
 (e.g. 1 = one fold per group, so a distributed task runner can spread them).
 
 >>> import numpy as np
->>> from labelloop.models.ensemble import KFoldEnsemble
+>>> from labelloop.models.ensemble import KFoldCommittee
 >>> rng = np.random.default_rng(0)
 >>> X = np.r_[rng.normal(-2, 1, (40, 2)), rng.normal(2, 1, (40, 2))]
 >>> y = np.r_[np.zeros(40, int), np.ones(40, int)]
->>> committee = KFoldEnsemble(model="logreg", n_splits=4).fit(X, y)
+>>> committee = KFoldCommittee(model="logreg", n_splits=4).fit(X, y)
 >>> committee.oof_proba_.shape, committee.predict_proba_members(X[:3]).shape
 ((80, 2), (4, 3, 2))
 >>> float(committee.score(X, y)) > 0.9
@@ -36,44 +36,20 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from labelloop.exceptions import TrainingError
 from labelloop.models import metrics
+from labelloop.models.calibration import fit_temperature, softmax
 from labelloop.models.augment import FeatureNoise, ImageAugmenter
 from labelloop.models.networks import ConvNet, MLPNet, build_network, member_state_dict, stack_state_dicts
 from labelloop.models.trainer import Trainer, resolve_device, save_checkpoint
 
-__all__ = ["KFoldEnsemble", "fit_temperature", "softmax"]
+__all__ = ["KFoldCommittee"]
 
 _MODELS = ("cnn", "mlp", "logreg")
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def fit_temperature(logits: np.ndarray, targets: np.ndarray, weight: np.ndarray | None = None) -> float:
-    """The temperature ``T`` minimising the (weighted) log loss of ``softmax(logits / T)``.
-
-    ``targets`` are probability rows (one-hot for hard labels). Searched over
-    ``T`` in [0.05, 20] on a log scale.
-    """
-    w = np.ones(len(logits)) if weight is None else np.asarray(weight, float)
-
-    def nll(log_t: float) -> float:
-        p = softmax(logits, np.exp(log_t))
-        return float(-(w * (targets * np.log(np.clip(p, 1e-12, None))).sum(1)).sum() / w.sum())
-
-    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-4})
-    return float(np.exp(res.x))
 
 
 def _run_on_threads(jobs: list[Callable[[], Any]], workers: int) -> list[Any]:
@@ -104,7 +80,7 @@ def _run_on_threads(jobs: list[Callable[[], Any]], workers: int) -> list[Any]:
         torch.set_num_threads(before)
 
 
-class KFoldEnsemble(ClassifierMixin, BaseEstimator):
+class KFoldCommittee(ClassifierMixin, BaseEstimator):
     """Stratified k-fold committee of small networks (or logistic regressions).
 
     Parameters
@@ -319,16 +295,30 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def fold_plan(self, y: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The stratified folds ``fit`` will use (stratified on the label's argmax)."""
+        """The stratified folds ``fit`` will use (stratified on the label's argmax).
+
+        Items of a class with fewer than ``n_splits`` labels are in every
+        fold's training part and in no validation part (their out-of-fold row
+        is NaN): with 1-2 labels per class, holding one out would leave a
+        member that never saw the class. When fewer than ``n_splits`` items
+        remain to validate on, the folds are plain (unstratified) splits of them.
+        """
         y = np.asarray(y)
         strata = y.argmax(1) if y.ndim == 2 else y
         if len(strata) < self.n_splits:
             raise TrainingError(f"{len(strata)} labeled items cannot make {self.n_splits} folds")
-        skf = StratifiedKFold(n_splits=self.n_splits, shuffle=True, random_state=self.seed)
-        with warnings.catch_warnings():
-            # A class rarer than n_splits only makes StratifiedKFold warn; folds without it are still valid.
-            warnings.simplefilter("ignore", UserWarning)
-            return [(tr, va) for tr, va in skf.split(np.zeros(len(strata)), strata)]
+        counts = np.bincount(strata, minlength=int(strata.max()) + 1 if len(strata) else 0)
+        rare = counts[strata] < self.n_splits
+        held = np.flatnonzero(~rare)
+        always = np.flatnonzero(rare)
+        if len(held) < self.n_splits:
+            held, always = np.arange(len(strata)), np.zeros(0, np.int64)
+            splits = KFold(n_splits=self.n_splits, shuffle=True, random_state=self.seed).split(held)
+        else:
+            splits = StratifiedKFold(n_splits=self.n_splits, shuffle=True, random_state=self.seed).split(
+                np.zeros(len(held)), strata[held]
+            )
+        return [(np.sort(np.r_[held[tr], always]), held[va]) for tr, va in splits]
 
     def fit(
         self,
@@ -336,7 +326,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         y: Any,
         sample_weight: Any = None,
         item_ids: Sequence[Any] | None = None,
-    ) -> "KFoldEnsemble":
+    ) -> "KFoldCommittee":
         """Train one model per fold.
 
         Parameters
@@ -386,7 +376,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
 
     def finish(
         self, X: np.ndarray, Y: np.ndarray, w: np.ndarray, results: list[dict[str, Any]], wall_seconds: float | None = None
-    ) -> "KFoldEnsemble":
+    ) -> "KFoldCommittee":
         """Combine :meth:`fit_group` results: OOF predictions, temperature, scores, checkpoints."""
         self._assemble(X, Y, w, results, wall_seconds)
         return self
@@ -446,6 +436,9 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         cb = None
         if self.callback is not None:
             cb = lambda epoch, info: self.callback(folds[0], epoch, info)  # noqa: E731
+        # Early stopping needs a validation split that means something: on a handful of items the
+        # loss minimum is an accident (35 digits in 7-item folds stopped at epoch 1: 10% accuracy).
+        patience = self.patience if min(len(v) for v in va) >= max(10, 3 * Y.shape[1]) else None
         trainer = Trainer(
             epochs=self.epochs,
             min_steps=self.min_steps,
@@ -453,7 +446,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
             lr=self.lr,
             weight_decay=self.weight_decay,
             schedule=self.schedule,
-            patience=self.patience,
+            patience=patience,
             loss=self.loss,
             focal_gamma=self.focal_gamma,
             class_weight=self._class_weight(Y, w),
@@ -529,7 +522,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         ``wall_seconds``: the training wall time; default the sum of the groups' times.
         """
         n, C = Y.shape
-        oof = np.zeros((n, C), dtype=np.float64)
+        oof = np.full((n, C), np.nan, dtype=np.float64)
         states: dict[int, Any] = {}
         self.fold_info_: dict[int, dict[str, Any]] = {}
         seconds = samples = 0.0
@@ -548,8 +541,10 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         self.history_ = [r["history"] for r in results]
         self.members_ = [states[f] for f in range(self.n_splits)]
         self.oof_logits_ = oof
-        self.temperature_ = fit_temperature(oof, Y, w) if self.calibrate else 1.0
-        self.oof_proba_ = softmax(oof, self.temperature_)
+        seen = ~np.isnan(oof[:, 0])  # rows of rare classes are never held out (see fold_plan)
+        self.temperature_ = fit_temperature(oof[seen], Y[seen], w[seen]) if self.calibrate else 1.0
+        self.oof_proba_ = np.full((n, C), np.nan)
+        self.oof_proba_[seen] = softmax(oof[seen], self.temperature_)
         if self.model != "logreg":
             self.network_ = build_network(self.spec_, n_members=self.n_splits)
             self.network_.load_state_dict(stack_state_dicts(self.members_))
@@ -580,6 +575,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
                 "spec": self.spec_,
                 "fold": f,
                 "n_splits": self.n_splits,
+                "n_items": len(self.oof_logits_),
                 "seed": self.seed,
                 "temperature": self.temperature_,
                 "n_classes": self.n_classes_,
@@ -595,7 +591,7 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
         return out
 
     @classmethod
-    def load(cls, checkpoints: Sequence[dict[str, Any]]) -> "KFoldEnsemble":
+    def load(cls, checkpoints: Sequence[dict[str, Any]]) -> "KFoldCommittee":
         """Rebuild a fitted committee from its checkpoints (``checkpoints_`` of an earlier fit).
 
         Every file's sha256 is checked; the out-of-fold logits, temperature and
@@ -612,19 +608,19 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
             )
         first = payloads[0]
         ens = cls(**{**first["params"], "augment": first.get("augment")})
-        n = sum(len(p["val_index"]) for p in payloads)
+        n = int(first.get("n_items", sum(len(p["val_index"]) for p in payloads)))
         ens.n_classes_ = int(first["n_classes"])
         ens.classes_ = np.arange(ens.n_classes_)
         ens.spec_ = first["spec"]
         ens.members_ = [p["model"] for p in payloads]
         ens.temperature_ = float(first["temperature"])
-        ens.oof_logits_ = np.zeros((n, ens.n_classes_))
+        ens.oof_logits_ = np.full((n, ens.n_classes_), np.nan)
         everything = np.arange(n)
         ens.folds_ = []
         for p in payloads:
             ens.oof_logits_[p["val_index"]] = p["val_logits"]
             ens.folds_.append((np.setdiff1d(everything, p["val_index"]), np.asarray(p["val_index"])))
-        ens.oof_proba_ = softmax(ens.oof_logits_, ens.temperature_)
+        ens.oof_proba_ = softmax(ens.oof_logits_, ens.temperature_)  # NaN rows stay NaN
         ens.fold_scores_ = [p["score"] for p in payloads]
         ens.fold_info_ = {f: {k: s[k] for k in ("best_epoch", "epochs_run")} for f, s in enumerate(ens.fold_scores_)}
         if ens.spec_.get("kind") != "logreg":
@@ -663,6 +659,62 @@ class KFoldEnsemble(ClassifierMixin, BaseEstimator):
                 with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     outs.append(net(xb).float().cpu().numpy())
         return np.concatenate(outs, axis=1) if outs else np.zeros((self.n_splits, 0, self.n_classes_))
+
+    def _net_outputs(self, X: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Members' logits ``(k, n, C)`` and the members' mean penultimate activations ``(n, d)``."""
+        dev = resolve_device(self.device)
+        net = self.network_.to(dev)
+        cuda = dev.type == "cuda"
+        amp_dtype = None
+        if cuda and self.amp:
+            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        logits, embs = [], []
+        with torch.inference_mode():
+            for s in range(0, len(X), chunk):
+                xb = torch.from_numpy(np.ascontiguousarray(X[s : s + chunk]))
+                xb = xb.pin_memory().to(dev, non_blocking=True) if cuda else xb
+                with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    z = net.embed(xb)
+                    logits.append(net.last_layer(z).float().cpu().numpy())
+                embs.append(z.float().mean(0).cpu().numpy())
+        if not logits:
+            return np.zeros((self.n_splits, 0, self.n_classes_)), np.zeros((0, 0), np.float32)
+        return np.concatenate(logits, axis=1), np.concatenate(embs).astype(np.float32, copy=False)
+
+    def embed(self, X: Any) -> np.ndarray:
+        """Penultimate-layer embedding ``(n, d)`` float32, averaged over the members.
+
+        The linear model has no hidden layer: its embedding is the (flattened) input.
+        """
+        return self.predict_outputs(X)[1]
+
+    def predict_outputs(self, X: Any, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """Members' probabilities ``(k, n, C)`` float32 and the embedding ``(n, d)`` float32 in one pass.
+
+        Chunked: memory beyond the outputs is one chunk of activations, so a
+        pool of a million items is predicted in the same way as a hundred.
+        """
+        check_is_fitted(self, "members_")
+        n = len(X)
+        members = np.empty((self.n_splits, n, self.n_classes_), np.float32)
+        emb: np.ndarray | None = None
+        for s in range(0, n, chunk):
+            raw = X[s : s + chunk]
+            xb = self._prepare_X(raw)
+            if self.model == "logreg":
+                logits, e = self._member_logits(xb), xb.reshape(len(xb), -1)
+            else:
+                logits, e = self._net_outputs(xb)
+            if self.tta and self.model == "cnn":
+                members[:, s : s + len(xb)] = self.predict_proba_members(raw)
+            else:
+                members[:, s : s + len(xb)] = softmax(logits, self.temperature_)
+            if emb is None:
+                emb = np.empty((n, e.shape[1]), np.float32)
+            emb[s : s + len(xb)] = e
+        if emb is None:
+            emb = np.zeros((0, 0), np.float32)
+        return members, emb
 
     def predict_proba_members(self, X: Any, tta: int | None = None) -> np.ndarray:
         """Each fold model's probabilities, shape ``(n_splits, n, n_classes)``."""

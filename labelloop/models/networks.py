@@ -1,7 +1,7 @@
 """Small networks whose weights hold a whole committee at once.
 
 Every network here is built for ``n_members`` independent models (the k fold
-models of a :class:`~labelloop.models.ensemble.KFoldEnsemble`) that share no
+models of a :class:`~labelloop.models.ensemble.KFoldCommittee`) that share no
 weights but run as one set of tensors:
 
 - convolutions are grouped (``groups=n_members``): member ``k`` owns channel
@@ -179,7 +179,8 @@ class ConvNet(nn.Module):
         # in NHWC than in NCHW for these many-channel, tiny-image maps.
         self.features.to(memory_format=torch.channels_last)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer activations, shape ``(k, n, d)`` (what the last linear layer reads)."""
         k = self.n_members
         x, shared = _member_batch(x, k, 3)
         if shared:
@@ -194,7 +195,14 @@ class ConvNet(nn.Module):
         else:
             z = z.reshape(n, k, -1)
         z = z.transpose(0, 1)  # (k, n, features)
-        return self.head(z)
+        return self.head[:-1](z)
+
+    def last_layer(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`embed`'s output."""
+        return self.head[-1](z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last_layer(self.embed(x))
 
 
 class MLPNet(nn.Module):
@@ -254,6 +262,17 @@ class MLPNet(nn.Module):
         if shared:
             x = x.unsqueeze(0).expand(self.n_members, -1, -1)
         return self.layers((x - self.mean) / self.std)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer activations, shape ``(k, n, d)`` (the standardized input without hidden layers)."""
+        x, shared = _member_batch(x, self.n_members, 1)
+        if shared:
+            x = x.unsqueeze(0).expand(self.n_members, -1, -1)
+        return self.layers[:-1]((x - self.mean) / self.std)
+
+    def last_layer(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`embed`'s output."""
+        return self.layers[-1](z)
 
 
 def build_network(spec: dict[str, Any], n_members: int = 1) -> nn.Module:

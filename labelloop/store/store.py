@@ -188,6 +188,10 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self._safe_url()!r})"
 
+    def __reduce__(self) -> tuple:
+        # A store travels to another process (a Dask worker) as its URL; the engine is rebuilt there.
+        return (Store, (self.url, bool(self.engine.echo)))
+
     def close(self) -> None:
         self.engine.dispose()
 

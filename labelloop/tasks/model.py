@@ -1,23 +1,36 @@
-"""Tasks of the baseline model stage: resolve, train, store predictions."""
+"""Helpers of the model stage shared with the route stage: the training set, the model version, the store pointer.
+
+Plain functions (no Prefect) so the route stage and tests use them directly.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
-from labelloop.models.baseline import KFoldBaseline
-from labelloop.models.features import load_matrix
+from labelloop.exceptions import TrainingError
+from labelloop.models.outputs import CommitteeOutputs
 from labelloop.store import LabelIn, Resolution, Store
 
-__all__ = ["training_set", "model_version", "train_baseline_task", "store_predictions_task", "prediction_rows"]
+__all__ = [
+    "TRAINABLE_KINDS",
+    "training_set",
+    "model_version",
+    "prediction_rows",
+    "record_outputs",
+    "latest_outputs",
+    "MODEL_RUN_KIND",
+]
 
 # Model rows are the committee's output: they never train the next committee.
 TRAINABLE_KINDS = ("gold", "expert", "crowd", "weak", "pseudo")
+# The run row through which the store points to the committee's outputs (manifest path + sha256).
+MODEL_RUN_KIND = "model-outputs"
 
 
 def training_set(resolution: Resolution, min_confidence: float) -> np.ndarray:
@@ -31,34 +44,16 @@ def model_version(config: LabelloopConfig, resolution: Resolution, mask: np.ndar
     """A hash of what the model is trained on: same labels and settings → same version."""
     digest = hashlib.sha256()
     digest.update(json.dumps(config.training.model_dump(mode="json"), sort_keys=True).encode())
+    st = config.self_training
+    digest.update(json.dumps([st.enabled, st.rounds, st.fallback, st.threshold, st.min_agreement, st.step]).encode())
     digest.update(resolution.item_ids[mask].tobytes())
     digest.update(np.round(resolution.probs[mask], 4).tobytes())
+    digest.update(np.asarray(resolution.kind_of()[mask], dtype=str).astype("U8").tobytes())
     return digest.hexdigest()[:16]
 
 
-@task(cache_policy=NO_CACHE)
-def train_baseline_task(config: LabelloopConfig, store: Store, resolution: Resolution, mask: np.ndarray) -> dict:
-    """Fit the k-fold committee; predict the pool (every item without a trainable label)."""
-    dataset = config.dataset.name
-    train_ids = resolution.item_ids[mask]
-    all_ids = store.items(dataset, columns=["id"])["id"].to_numpy()
-    pool_ids = np.setdiff1d(all_ids, train_ids)
-    X = load_matrix(store, dataset, list(train_ids) + list(pool_ids))
-    X_train, X_pool = X[: len(train_ids)], X[len(train_ids) :]
-    committee = KFoldBaseline(n_splits=config.training.folds, random_state=config.training.seed)
-    committee.fit(X_train, resolution.probs[mask], n_classes=len(config.dataset.classes))
-    pool_proba = committee.predict_proba(X_pool) if len(pool_ids) else np.zeros((0, committee.n_classes_))
-    return {
-        "train_ids": train_ids,
-        "pool_ids": pool_ids,
-        "oof_proba": committee.oof_proba_,
-        "pool_proba": pool_proba,
-        "fold_scores": [vars(s) for s in committee.fold_scores_],
-        "n_splits": committee.n_splits_,
-    }
-
-
-def prediction_rows(ids: np.ndarray, proba: np.ndarray, source: str, version: str, part: str, run_id: str):
+def prediction_rows(ids: np.ndarray, proba: np.ndarray, source: str, version: str, part: str,
+                    run_id: str) -> Iterator[LabelIn]:
     """``model`` label rows of one committee output; the dedupe key makes a rerun of a version write nothing."""
     for item_id, p in zip(ids, proba):
         yield LabelIn(
@@ -73,10 +68,19 @@ def prediction_rows(ids: np.ndarray, proba: np.ndarray, source: str, version: st
         )
 
 
-@task(cache_policy=NO_CACHE)
-def store_predictions_task(store: Store, fitted: dict, version: str, run_id: str) -> int:
-    """Write out-of-fold and pool probabilities as ``model`` label rows (idempotent per version)."""
-    source = f"baseline-logreg@{version}"
-    written = store.add_labels(prediction_rows(fitted["train_ids"], fitted["oof_proba"], source, version, "oof", run_id))
-    written += store.add_labels(prediction_rows(fitted["pool_ids"], fitted["pool_proba"], source, version, "pool", run_id))
-    return written
+def record_outputs(store: Store, dataset: str, run_id: str, manifest: Path, sha256: str, version: str) -> str:
+    """Point the store at the committee's outputs: a run row whose summary holds the manifest's path and sha256."""
+    row_id = f"{run_id}:model-outputs"
+    store.start_run(MODEL_RUN_KIND, dataset, {"version": version}, run_id=row_id)
+    store.finish_run(row_id, "completed", {"manifest": str(manifest), "sha256": sha256, "version": version})
+    return row_id
+
+
+def latest_outputs(store: Store, dataset: str, mmap: bool = True) -> CommitteeOutputs:
+    """The newest committee outputs the store points to (hashes checked)."""
+    runs = store.runs(limit=1000, kind=MODEL_RUN_KIND)
+    runs = runs[(runs["dataset"] == dataset) & (runs["status"] == "completed")]
+    if runs.empty:
+        raise TrainingError(f"dataset {dataset}: no committee outputs in the store; run the model stage first")
+    newest = runs.sort_values("finished_at").iloc[-1]["summary"]
+    return CommitteeOutputs.load(newest["manifest"], newest["sha256"], mmap=mmap)

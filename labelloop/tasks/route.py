@@ -1,7 +1,11 @@
-"""Tasks of the route stage: fit the self-training teacher, route, write queues and pseudo rows.
+"""Tasks of the route stage: read the committee's stored outputs, route, write queues and pseudo rows.
 
-Pure computation (teacher, routing) is a plain task; writes go through the
-store, whose dedupe keys and open-task reuse make a rerun add nothing twice.
+The route stage trains nothing. The model stage's committee is the teacher:
+its out-of-fold probabilities find label-error suspects, its members' pool
+probabilities give the pseudo-labels (class-balanced selection), the
+active-learning scores and the crowd band, and its embeddings are the space of
+the kNN graph (label spreading) and of diversity. Writes go through the store,
+whose dedupe keys and open-task reuse make a rerun add nothing twice.
 """
 
 from __future__ import annotations
@@ -15,79 +19,95 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.labeling.noise import find_label_errors
-from labelloop.labeling.pseudo import KFoldCommittee, SelfTrainingCommittee
 from labelloop.labeling.route import RouteBudgets, Routing, route
 from labelloop.labeling.select import query
-from labelloop.models.features import load_matrix
 from labelloop.store import LabelIn, Store, TaskIn
+from labelloop.tasks.model import latest_outputs
 
-__all__ = ["PSEUDO_SOURCE", "FIRM_KINDS", "teacher_task", "route_task", "write_queues_task", "write_pseudo_task"]
+__all__ = ["PSEUDO_SOURCE", "FIRM_KINDS", "outputs_task", "route_task", "write_queues_task", "write_pseudo_task"]
 
 PSEUDO_SOURCE = "self-training"
-# Labels a person gave: they train the teacher and are never routed again (unless suspect).
+# Labels a person gave: they are never routed again (unless suspect).
 FIRM_KINDS = ("gold", "expert", "crowd")
 
 
+def _pseudo_labels(config: LabelloopConfig, proba: np.ndarray, members: np.ndarray, firm: np.ndarray,
+                   labels: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, str]:
+    """Class-balanced pseudo-labels among the non-firm items (-1 = none) and a word on the graph check."""
+    from labelloop.labeling.pseudo import LabelGraph, select_pseudo_labels
+
+    st = config.self_training
+    n, n_classes = proba.shape
+    counts = np.bincount(labels[firm], minlength=n_classes)
+    sel = select_pseudo_labels(proba, members, n_labeled_per_class=counts, threshold=st.threshold,
+                               min_agreement=st.min_agreement, step=1.0, budget=config.selection.pseudo_budget,
+                               min_threshold=st.min_threshold, exclude=firm)
+    pseudo = np.full(n, -1, np.int64)
+    pseudo[np.asarray(sel.index, np.int64)] = np.asarray(sel.label, np.int64)
+    rate = firm.mean() if n else 0.0
+    use_graph = st.graph == "on" or (st.graph == "auto" and rate <= st.graph_max_label_rate)
+    if not use_graph or not (pseudo >= 0).any() or len(np.unique(labels[firm])) < 2:
+        return pseudo, "off"
+    # Two views must agree: the committee and label spreading over its embeddings (an O(N k) approximate graph).
+    seeds = np.where(firm, labels, -1)
+    spread = LabelGraph(n_neighbors=tuple(st.n_neighbors), alpha=st.alpha).fit(X).spread(seeds, n_classes)
+    disagree = (pseudo >= 0) & (spread.argmax(1) != pseudo)
+    pseudo[disagree] = -1
+    return pseudo, f"on ({int(disagree.sum())} pseudo-labels dropped where label spreading disagreed)"
+
+
 @task(cache_policy=NO_CACHE)
-def teacher_task(config: LabelloopConfig, store: Store) -> dict[str, Any]:
-    """Fit the self-training committee on the firm labels; predict every item of the dataset."""
+def outputs_task(config: LabelloopConfig, store: Store) -> dict[str, Any]:
+    """The committee's stored outputs, aligned to one item order: trained items, then the pool."""
     dataset = config.dataset.name
     n_classes = len(config.dataset.classes)
+    out = latest_outputs(store, dataset)
+    ids = out.ids
+    n_t = len(out.train_ids)
     resolution = store.resolve(dataset, n_classes, config.resolution.precedence)
-    ids = store.items(dataset, columns=["id"])["id"].to_numpy()
-    kind_by_id = dict(zip(resolution.item_ids.tolist(), resolution.kind_of().tolist()))
-    label_by_id = dict(zip(resolution.item_ids.tolist(), resolution.labels.tolist()))
-    kinds = np.array([kind_by_id.get(int(i), "") for i in ids], dtype=object)
-    labels = np.array([label_by_id.get(int(i), -1) for i in ids], dtype=np.int64)
+    order = np.argsort(resolution.item_ids)
+    pos = np.searchsorted(resolution.item_ids[order], ids)
+    pos = np.clip(pos, 0, max(len(order) - 1, 0))
+    found = (len(order) > 0) & (resolution.item_ids[order][pos] == ids) if len(order) else np.zeros(len(ids), bool)
+    kinds = np.full(len(ids), "", dtype=object)
+    labels = np.full(len(ids), -1, np.int64)
+    kinds[found] = resolution.kind_of()[order][pos[found]]
+    labels[found] = resolution.labels[order][pos[found]]
+    kinds[~np.isin(kinds, ("gold", "expert", "crowd", "weak", "pseudo"))] = ""
+    labels[kinds == ""] = -1
     firm = np.isin(kinds, FIRM_KINDS)
-    y = np.where(firm, labels, -1)
-    X = load_matrix(store, dataset, list(ids)).astype(np.float64)
-    scale = np.abs(X).max() or 1.0
-    X = X / scale  # one global scale: pixel or count features keep their geometry
-    st_cfg = config.self_training
-    teacher = SelfTrainingCommittee(
-        threshold=st_cfg.threshold,
-        min_threshold=st_cfg.min_threshold,
-        min_agreement=st_cfg.min_agreement,
-        step=st_cfg.step,
-        max_iter=st_cfg.max_iter,
-        graph={"auto": "auto", "on": True, "off": False}[st_cfg.graph],
-        graph_max_label_rate=st_cfg.graph_max_label_rate,
-        n_neighbors=tuple(st_cfg.n_neighbors),
-        alpha=st_cfg.alpha,
-        random_state=config.training.seed,
-    ).fit(X, y)
-    proba = np.zeros((len(ids), n_classes))
-    proba[:, teacher.classes_] = teacher.predict_proba(X)
-    members = np.zeros((teacher.n_splits, len(ids), n_classes))
-    members[:, :, teacher.classes_] = teacher.committee_.predict_proba_members(X)[:, :, : len(teacher.classes_)]
-    pseudo = np.full(len(ids), -1, dtype=np.int64)
-    decided = (teacher.transduction_ >= 0) & ~firm
-    pseudo[decided] = teacher.transduction_[decided]
+    oof = np.asarray(out.oof_proba, np.float64)
+    members_pool = np.asarray(out.pool_members)
+    k = members_pool.shape[0]
+    missing = np.isnan(oof[:, 0]) if n_t else np.zeros(0, bool)
+    oof = np.where(missing[:, None], 1.0 / n_classes, oof)
+    proba = np.concatenate([oof, members_pool.mean(0)])
+    # Trained items have one out-of-fold opinion: every member "says" it (no member disagreement to report).
+    members = np.concatenate([np.broadcast_to(oof.astype(np.float32), (k, n_t, n_classes)), members_pool], axis=1)
+    X = np.asarray(out.embeddings, np.float32)
+    pseudo, graph = (np.full(len(ids), -1, np.int64), "off")
+    if config.self_training.enabled:
+        pseudo, graph = _pseudo_labels(config, proba, members, firm, labels, X)
     return {"ids": ids, "X": X, "kinds": kinds, "labels": labels, "firm": firm, "proba": proba, "pseudo": pseudo,
-            "members": members, "termination": teacher.termination_condition_, "n_iter": teacher.n_iter_,
-            "folds": config.training.folds, "seed": config.training.seed}
+            "members": members, "oof": np.asarray(out.oof_proba), "n_trained": n_t, "info": out.info,
+            "graph": graph, "folds": config.training.folds, "seed": config.training.seed}
 
 
 @task(cache_policy=NO_CACHE)
 def route_task(config: LabelloopConfig, fitted: dict[str, Any]) -> tuple[Routing, RouteBudgets, int]:
-    """Label-error suspects among labeled items, then one queue per candidate."""
+    """Label-error suspects among labeled items (from the stored OOF probabilities), then one queue per candidate."""
     sel = config.selection
-    labeled = fitted["labels"] >= 0
-    labeled &= np.isin(fitted["kinds"], ("gold", "expert", "crowd", "weak"))
+    n_t = fitted["n_trained"]
     suspects = np.zeros(len(fitted["ids"]), dtype=bool)
     scores = np.zeros(len(fitted["ids"]))
-    idx = np.flatnonzero(labeled)
-    y = fitted["labels"][idx]
-    counts = np.bincount(y, minlength=fitted["proba"].shape[1])
-    if sel.suspects_to_expert and len(idx) and counts[counts > 0].min() >= fitted["folds"] and (counts > 0).sum() >= 2:
-        oof = KFoldCommittee(n_splits=fitted["folds"], random_state=fitted["seed"]).fit(fitted["X"][idx], y).oof_proba_
-        ok = ~np.isnan(oof[:, 0])
-        P = np.zeros((len(idx), fitted["proba"].shape[1]))
-        P[ok] = oof[ok]
-        issues = find_label_errors(y[ok], P[ok], sources=fitted["kinds"][idx][ok], min_margin=sel.noise_min_margin)
-        suspects[idx[ok][issues.is_issue]] = True
-        scores[idx[ok]] = issues.score
+    kinds_t = fitted["kinds"][:n_t]
+    checked = np.isin(kinds_t, ("gold", "expert", "crowd", "weak")) & ~np.isnan(fitted["oof"][:, 0])
+    idx = np.flatnonzero(checked)
+    if sel.suspects_to_expert and len(idx):
+        issues = find_label_errors(fitted["labels"][idx], np.asarray(fitted["oof"][idx], np.float64),
+                                   sources=kinds_t[idx], min_margin=sel.noise_min_margin)
+        suspects[idx[issues.is_issue]] = True
+        scores[idx] = issues.score
     candidates = ~fitted["firm"]
     # The expert queue's active-learning batch: representativeness while labels are few (cold start),
     # then `selection.strategy` scores turned into a diverse batch by `selection.batch_mode`.

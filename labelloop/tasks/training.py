@@ -1,9 +1,10 @@
-"""Tasks of the training stage: inputs, one task per group of folds, predictions, files.
+"""Tasks of the model stage: inputs, one task per group of folds, pool prediction in chunks, outputs, rows.
 
 Pure transforms are plain tasks without retries; nothing here talks to a
 server. Caching is off on purpose: inputs are large arrays and a model version
 (hash of the training labels and settings) already makes reruns idempotent at
-the store level.
+the store level. Fold groups and pool chunks are separate tasks so a Dask task
+runner spreads them over its workers.
 """
 
 from __future__ import annotations
@@ -19,23 +20,26 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import TrainingError
-from labelloop.models.ensemble import KFoldEnsemble
-from labelloop.models.features import embed_texts, load_images
-from labelloop.sources.arrays import decode_array
+from labelloop.models.ensemble import KFoldCommittee
+from labelloop.models.features import load_features
 from labelloop.store import Resolution, Store
 from labelloop.tasks.model import prediction_rows
 
 __all__ = [
-    "build_ensemble",
-    "load_inputs",
+    "build_committee",
     "prepare_training_task",
     "fit_fold_group_task",
+    "predict_chunk_task",
     "store_committee_predictions_task",
     "write_manifest",
+    "POOL_CHUNK",
 ]
 
+# Pool items per prediction task: big enough to amortise a task, small enough to spread 1M items over workers.
+POOL_CHUNK = 50_000
 
-def build_ensemble(config: LabelloopConfig, checkpoint_dir: Path | None = None) -> KFoldEnsemble:
+
+def build_committee(config: LabelloopConfig, checkpoint_dir: Path | None = None) -> KFoldCommittee:
     """The committee the config describes."""
     t = config.training
     if t.model == "cnn":
@@ -46,7 +50,7 @@ def build_ensemble(config: LabelloopConfig, checkpoint_dir: Path | None = None) 
         augment = t.feature_noise.model_dump() if (t.feature_noise.noise or t.feature_noise.dropout) else None
     else:
         params, augment = {"C": t.logreg_c}, None
-    return KFoldEnsemble(
+    return KFoldCommittee(
         model=t.model,
         model_params=params,
         n_splits=t.folds,
@@ -73,68 +77,11 @@ def build_ensemble(config: LabelloopConfig, checkpoint_dir: Path | None = None) 
     )
 
 
-def _as_chw(item_id: int, arr: np.ndarray) -> np.ndarray:
-    if arr.ndim == 1:
-        side = int(round(np.sqrt(arr.size)))
-        if side * side != arr.size:
-            raise TrainingError(f"item {item_id}: a flat array of {arr.size} values is not a square image")
-        return arr.reshape(1, side, side)
-    if arr.ndim == 2:
-        return arr[None]
-    if arr.ndim == 3:
-        return arr.transpose(2, 0, 1) if arr.shape[-1] in (1, 3, 4) and arr.shape[0] not in (1, 3, 4) else arr
-    raise TrainingError(f"item {item_id}: array of shape {arr.shape} is not an image")
-
-
-def load_inputs(config: LabelloopConfig, store: Store, item_ids: list[int]) -> np.ndarray:
-    """Model inputs for ``item_ids`` in order: images ``(n, C, H, W)`` in [0, 1] or feature rows."""
-    dataset, model = config.dataset.name, config.training.model
-    modality = config.dataset.modality
-    frame = store.items(dataset, columns=["id", "path", "text"], ids=item_ids).set_index("id").loc[item_ids]
-    if modality == "text":
-        if model == "cnn":
-            raise TrainingError(f"dataset {dataset}: training.model 'cnn' needs image items (modality is 'text')")
-        return embed_texts(list(frame["text"]), cache_dir=config.data_path / "cache" / "minilm")
-    payloads = store.payloads(item_ids)
-    rows: list[np.ndarray | None] = []
-    file_pos, file_ids, file_paths = [], [], []
-    for pos, (item_id, payload, path) in enumerate(zip(item_ids, payloads, frame["path"])):
-        if payload is not None:
-            try:
-                arr = decode_array(payload)
-            except ValueError as exc:
-                raise TrainingError(f"item {item_id}: stored array cannot be decoded ({exc})") from None
-            rows.append(_as_chw(item_id, arr).astype(np.float32) if model == "cnn" else arr.astype(np.float32).ravel())
-        elif path:
-            rows.append(None)
-            file_pos.append(pos)
-            file_ids.append(item_id)
-            file_paths.append(path)
-        else:
-            raise TrainingError(f"item {item_id}: has neither a payload nor a file to read")
-    if file_paths:
-        cnn = config.training.cnn
-        images = load_images(file_paths, file_ids, size=cnn.image_size, grayscale=cnn.grayscale)
-        for pos, img in zip(file_pos, images):
-            rows[pos] = img if model == "cnn" else img.ravel()
-    shapes = {r.shape for r in rows if r is not None}
-    if len(shapes) > 1:
-        raise TrainingError(f"dataset {dataset}: items have different shapes {sorted(shapes)}")
-    if not rows:
-        return np.zeros((0, 0), np.float32)
-    X = np.stack(rows)
-    if model == "cnn":
-        top = float(X.max()) if X.size else 1.0
-        if top > 1.0:  # e.g. 0..16 digits or 0..255 pixels stored as arrays: augmentation expects [0, 1]
-            X = X / (255.0 if top > 16 else top)
-    return X.astype(np.float32, copy=False)
-
-
 @task(cache_policy=NO_CACHE)
 def prepare_training_task(
     config: LabelloopConfig, store: Store, resolution: Resolution, mask: np.ndarray
 ) -> dict[str, Any]:
-    """Training inputs, targets (probabilities), weights (pseudo-labels by confidence) and the pool."""
+    """Training inputs, targets (probabilities), weights (each label's confidence) and the pool's inputs."""
     dataset = config.dataset.name
     train_ids = resolution.item_ids[mask]
     if len(train_ids) < config.training.folds:
@@ -143,11 +90,9 @@ def prepare_training_task(
         )
     all_ids = store.items(dataset, columns=["id"])["id"].to_numpy()
     pool_ids = np.setdiff1d(all_ids, train_ids)
-    X = load_inputs(config, store, [int(i) for i in train_ids] + [int(i) for i in pool_ids])
-    weight = np.ones(len(train_ids), np.float32)
-    pseudo = resolution.mask("pseudo")[mask]
-    conf = np.nan_to_num(resolution.confidence[mask], nan=1.0)
-    weight[pseudo] = conf[pseudo]
+    X = load_features(config, store, np.r_[train_ids, pool_ids])
+    # Every label is weighted by its confidence (gold and expert rows carry none: weight 1).
+    weight = np.clip(np.nan_to_num(resolution.confidence[mask], nan=1.0), 0.0, 1.0).astype(np.float32)
     return {
         "train_ids": train_ids,
         "pool_ids": pool_ids,
@@ -155,18 +100,39 @@ def prepare_training_task(
         "X_pool": X[len(train_ids) :],
         "Y": resolution.probs[mask].astype(np.float32),
         "weight": weight,
+        "kinds": np.asarray(resolution.kind_of()[mask], dtype=str),
+        "labels": resolution.labels[mask].astype(np.int64),
     }
 
 
 @task(cache_policy=NO_CACHE)
 def fit_fold_group_task(
-    ensemble: KFoldEnsemble, X: np.ndarray, Y: np.ndarray, w: np.ndarray, folds: list[int], single_thread: bool
+    committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np.ndarray, folds: list[int], single_thread: bool,
+    network: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Train one group of folds as one batched network (a unit a task runner can place anywhere)."""
+    """Train one group of folds as one batched network (a unit a task runner can place anywhere).
+
+    ``network``: the untrained network, built by the caller in its own thread (torch's global seed is
+    shared by the threads of a thread-pool runner, so seeding inside concurrent tasks would race).
+    """
     if single_thread:
-        torch.set_num_threads(1)  # CPU: one-thread workers, see KFoldEnsemble.fold_groups
-    network = ensemble.init_network(X, Y.shape[1], folds)
-    return ensemble.fit_group(X, Y, w, folds, network)
+        torch.set_num_threads(1)  # CPU: one-thread workers, see KFoldCommittee.fold_groups
+    if network is None:
+        network = committee.init_network(X, Y.shape[1], folds)
+    result = committee.fit_group(X, Y, w, folds, network)
+    import os
+
+    result["pid"] = os.getpid()
+    return result
+
+
+@task(cache_policy=NO_CACHE)
+def predict_chunk_task(committee: KFoldCommittee, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Members' probabilities and embeddings of one chunk of the pool (and the pid that computed them)."""
+    import os
+
+    members, emb = committee.predict_outputs(X)
+    return members, emb, os.getpid()
 
 
 @task(cache_policy=NO_CACHE)

@@ -38,7 +38,7 @@ def test_pipeline_turn_writes_rows_and_artifacts_and_is_idempotent(digits_exampl
         counts = store.label_counts("digits").groupby("kind")["rows"].sum().to_dict()
         assert counts["gold"] == gold
         assert counts["model"] == 1797  # OOF for the gold items, pool predictions for the rest
-        runs = store.runs()
+        runs = store.runs(kind="pipeline")
         assert runs.loc[0, "id"] == result["run_id"] and runs.loc[0, "status"] == "completed"
         assert result["model"]["trained_on"] == gold
         assert 0.5 < result["model"]["accuracy"] <= 1.0

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.svm import SVC
 
-from labelloop.labeling.noise import confident_joint, find_label_errors, oof_member_proba, self_confidence
+from labelloop.labeling.noise import confident_joint, find_label_errors, self_confidence
+from labelloop.models.ensemble import KFoldCommittee
 
 
 def test_known_flips_on_digits_are_found(digits_split):
@@ -17,9 +15,9 @@ def test_known_flips_on_digits_are_found(digits_split):
     flips = rng.choice(len(yp), 126, replace=False)  # 10 % noise, as in ANCHORS.md
     noisy = yp.copy()
     noisy[flips] = (yp[flips] + rng.integers(1, 10, size=126)) % 10
-    M = oof_member_proba(Xp, noisy, [SVC(C=10), KNeighborsClassifier(10, weights="distance"),
-                                     LogisticRegression(max_iter=500)])
-    issues = find_label_errors(noisy, M.mean(axis=0), member_proba=M)
+    # the model stage's committee: its stored out-of-fold probabilities are what the route stage reads
+    oof = KFoldCommittee(model="mlp", seed=0).fit(Xp, noisy).oof_proba_
+    issues = find_label_errors(noisy, oof)
     truth = noisy != yp
     tp = (issues.is_issue & truth).sum()
     precision, recall = tp / issues.is_issue.sum(), tp / truth.sum()
@@ -74,8 +72,3 @@ def test_empty_input_gives_empty_output():
 def test_errors_name_the_item(labels, proba, match):
     with pytest.raises(ValueError, match=match):
         find_label_errors(np.array(labels), proba)
-
-
-def test_oof_needs_enough_labels_per_class():
-    with pytest.raises(ValueError, match=r"class 1 has fewer"):
-        oof_member_proba(np.zeros((7, 2)), np.array([0, 0, 0, 0, 0, 1, 1]), [LogisticRegression()])

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from labelloop.exceptions import TrainingError
 from labelloop.labeling.pseudo import (
-    KFoldCommittee,
     LabelGraph,
     SelfTrainingCommittee,
     adaptive_thresholds,
+    balanced_counts,
     class_balanced_select,
     estimate_prior,
+    knn_graph,
+    pseudo_labels_help,
+    select_pseudo_labels,
 )
+from labelloop.models.ensemble import KFoldCommittee
 
 
 def _subset(yp, n, seed):
@@ -72,21 +75,6 @@ def test_prior_is_a_distribution_with_no_zero_class():
     assert (pri > 0).all() and pri[0] > pri[1] > pri[2]
 
 
-def test_committee_works_at_one_label_per_class_and_is_calibrated(digits_split):
-    Xp, Xt, yp, yt = digits_split
-    y = _subset(yp, 10, 0)
-    lab = y >= 0
-    c = KFoldCommittee(n_splits=3).fit(Xp[lab], y[lab])
-    M = c.predict_proba_members(Xt[:50])
-    assert M.shape == (3, 50, 10)
-    np.testing.assert_allclose(M.sum(axis=2), 1.0, rtol=1e-6)
-    # enough data: out-of-fold predictions exist and a temperature is fitted
-    big = KFoldCommittee(LogisticRegression(max_iter=500), n_splits=5).fit(Xp, yp)
-    assert not np.isnan(big.oof_proba_).any()
-    assert big.temperature_ > 0 and big.temperature_ != 1.0
-    assert (big.predict(Xt) == yt).mean() > 0.9
-
-
 def test_graph_spreads_one_label_per_class_without_collapse(digits_split):
     Xp, _, yp, _ = digits_split
     y = _subset(yp, 10, 1)
@@ -97,36 +85,186 @@ def test_graph_spreads_one_label_per_class_without_collapse(digits_split):
     assert np.bincount(pred, minlength=10).min() > 0.04 * len(yp)
 
 
-def test_self_training_beats_supervised_and_does_not_collapse(digits_split):
+def test_knn_graph_matches_exact_neighbours_and_scales_past_the_exact_limit():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8))
+    d, j = knn_graph(X, 5)
+    full = ((X[:, None] - X[None]) ** 2).sum(-1)
+    np.fill_diagonal(full, np.inf)
+    exact = np.argsort(full, axis=1)[:, :5]
+    assert (j == exact).mean() > 0.99
+    np.testing.assert_allclose(d[:, 0], np.sqrt(full.min(axis=1)), rtol=1e-4)
+    # the approximate index (HNSW, the default beyond 20,000 items): no item is its own neighbour, recall stays high
+    Xb = rng.normal(size=(6000, 8)).astype(np.float32)
+    db, jb = knn_graph(Xb, 10, approximate=True)
+    assert jb.shape == (6000, 10) and not (jb == np.arange(6000)[:, None]).any()
+    sample = rng.choice(6000, 100, replace=False)
+    d2 = ((Xb[sample, None] - Xb[None]) ** 2).sum(-1)
+    d2[np.arange(100), sample] = np.inf
+    true = np.argsort(d2, axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(jb[sample], true)])
+    assert recall > 0.9
+    with pytest.raises(ValueError, match=r"n_neighbors must be an integer >= 1, got 0"):
+        knn_graph(X, 0)
+    with pytest.raises(ValueError, match=r"item 3: features contain NaN or inf"):
+        knn_graph(np.r_[X[:3], [[np.nan] * 8]], 2)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_balanced_counts_keep_every_share_near_the_prior(seed):
+    rng = np.random.default_rng(seed)
+    c = int(rng.integers(2, 12))
+    prior = rng.dirichlet(np.ones(c))
+    available = rng.integers(0, 300, size=c)
+    available[rng.integers(c)] = int(rng.integers(0, 5))  # one starved class
+    n = balanced_counts(available, prior, 0.05)
+    assert (n >= 0).all() and (n <= available).all()
+    if n.sum():
+        assert np.abs(n / n.sum() - prior).max() <= 0.05 + 1e-9
+    # and it is not empty when every class has plenty
+    full = balanced_counts(np.full(c, 1000), prior, 0.05)
+    assert full.sum() >= 1000 and np.abs(full / full.sum() - prior).max() <= 0.05 + 1e-9
+
+
+def test_selection_does_not_collapse_onto_the_class_the_teacher_prefers():
+    rng = np.random.default_rng(0)
+    # the teacher is confident about class 0 almost everywhere (the k_best collapse case)
+    P = rng.dirichlet(np.ones(4) * 0.3, size=2000)
+    P[:1700, 0] += 5
+    P /= P.sum(axis=1, keepdims=True)
+    prior = np.array([0.4, 0.2, 0.2, 0.2])
+    sel = select_pseudo_labels(P, prior=prior, threshold=0.9, min_threshold=0.5)
+    shares = np.bincount(sel.label, minlength=4) / len(sel.label)
+    assert len(sel.label) > 100
+    assert np.abs(shares - prior).max() <= 0.05 + 1e-9
+    assert (P[sel.index].argmax(axis=1) == sel.label).all()
+    np.testing.assert_allclose(sel.confidence, P[sel.index, sel.label])
+    # members that disagree veto, excluded items never come back, the budget caps the total
+    M = np.stack([P, P, P[:, ::-1]])
+    vetoed = select_pseudo_labels(P, M, prior=prior, min_agreement=1.0)
+    assert len(vetoed.index) == 0
+    ex = select_pseudo_labels(P, prior=prior, exclude=sel.index[:50], budget=60)
+    assert not set(ex.index.tolist()) & set(sel.index[:50].tolist()) and len(ex.index) <= 60
+
+
+def test_selection_errors_name_the_argument():
+    P = np.full((3, 2), 0.5)
+    with pytest.raises(ValueError, match=r"step must be in \(0, 1\], got 0"):
+        select_pseudo_labels(P, step=0)
+    with pytest.raises(ValueError, match=r"member_proba must have shape \(m, 3, 2\), got \(2, 3\)"):
+        select_pseudo_labels(P, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"prior must be 2 non-negative values"):
+        select_pseudo_labels(P, prior=[1.0, -1.0])
+    with pytest.raises(ValueError, match=r"available and prior must both have shape"):
+        balanced_counts([1, 2], [1.0])
+
+
+@pytest.fixture(scope="module")
+def imbalanced_runs():
+    """Binary 1:3 pool, 2 % labels, the model stage's committee: three seeds."""
+    from sklearn.datasets import make_classification
+
+    runs = []
+    for seed in range(3):
+        X, y = make_classification(2000, 20, n_informative=6, weights=[0.25, 0.75], class_sep=1.0, random_state=seed)
+        yl = np.full(len(y), -1)
+        yl[_subset(y, 40, seed) >= 0] = y[_subset(y, 40, seed) >= 0]
+        st = SelfTrainingCommittee(KFoldCommittee(model="logreg", seed=seed), rounds=4).fit(X, yl)
+        runs.append((X, y, yl, st))
+    return runs
+
+
+def test_imbalanced_binary_pseudo_labels_follow_the_estimated_prior_every_round(imbalanced_runs):
+    rounds_with_labels = 0
+    for _, y, yl, st in imbalanced_runs:
+        for h in st.history_:
+            counts = np.array(h["class_counts"])
+            prior = np.array(h["prior"])
+            # the estimate is a real one: near the true 1:3 ratio
+            assert abs(prior[0] - 0.25) < 0.1
+            if counts.sum():
+                rounds_with_labels += 1
+                assert np.abs(counts / counts.sum() - prior).max() <= 0.10
+        # given labels are kept; pseudo-labels carry a confidence, the rest none
+        pseudo = (st.transduction_ >= 0) & (yl < 0)
+        assert (st.transduction_[yl >= 0] == yl[yl >= 0]).all()
+        assert np.isfinite(st.pseudo_confidence_[pseudo]).all() and np.isnan(st.pseudo_confidence_[~pseudo]).all()
+    assert rounds_with_labels >= 6
+
+
+def test_termination_is_honest(imbalanced_runs):
+    for *_, st in imbalanced_runs:
+        assert st.termination_condition_ in ("no_change", "max_iter")
+        assert len(st.history_) == st.n_iter_
+        changes = [h["n_new"] + h["n_dropped"] + h["n_relabeled"] for h in st.history_]
+        if st.termination_condition_ == "no_change":
+            assert changes[-1] == 0 and all(changes[:-1])
+        else:  # every round changed something (a round that only drops pseudo-labels is a change too)
+            assert all(changes) and st.n_iter_ == st.rounds
+
+
+def test_rounds_that_drop_pseudo_labels_count_as_changes(imbalanced_runs):
+    # pseudo-labels are re-decided every round, so some get dropped; such a round must not read as "no_change"
+    dropping = [(st, i) for *_, st in imbalanced_runs for i, h in enumerate(st.history_) if h["n_dropped"]]
+    assert dropping
+    for st, i in dropping:
+        assert i < len(st.history_) - 1 or st.termination_condition_ == "max_iter"
+
+
+def test_fallback_to_supervised_when_pseudo_labels_hurt():
+    # two clean clusters; the graph is built on features that mirror the unlabeled items, so it is right on the
+    # labeled items (it wins the held-out mixture weight) and wrong on every pseudo-label it proposes
+    rng = np.random.default_rng(0)
+    side = rng.choice([-1, 1], 440)
+    X = np.c_[side * (3 + np.abs(rng.normal(size=440))), rng.normal(size=440)]
+    y = (side > 0).astype(int)
+    yl = np.full(440, -1)
+    yl[:40] = y[:40]
+    gf = X.copy()
+    gf[40:, 0] *= -1
+    kept = SelfTrainingCommittee(KFoldCommittee(model="logreg"), min_agreement=0.0, fallback=False).fit(
+        X, yl, graph_features=gf)
+    fell = SelfTrainingCommittee(KFoldCommittee(model="logreg"), min_agreement=0.0).fit(X, yl, graph_features=gf)
+    assert not fell.fallback_.use_pseudo and fell.fallback_.acc_with < fell.fallback_.acc_without
+    assert fell.fallback_.reason.startswith("supervised-only: out-of-fold accuracy on 40 firm labels")
+    assert fell.committee_ is fell.supervised_
+    assert (fell.transduction_[40:] == -1).all() and np.isnan(fell.pseudo_confidence_).all()
+    np.testing.assert_array_equal(fell.predict(X), fell.supervised_.predict(X))
+    # without the fallback the wrong pseudo-labels stay, and the model is worse: the rule earns its keep
+    assert (kept.transduction_[40:] >= 0).any()
+    assert (fell.predict(X) == y).mean() > (kept.predict(X) == y).mean() + 0.2
+
+
+def test_pseudo_labels_help_ignores_rows_without_oof_and_checks_shapes():
+    y = np.array([0, 1, 1, 0])
+    nan = [np.nan, np.nan]
+    without = np.array([[0.9, 0.1], [0.6, 0.4], nan, [0.2, 0.8]])
+    with_ = np.array([[0.9, 0.1], [0.4, 0.6], [0.9, 0.1], [0.2, 0.8]])
+    d = pseudo_labels_help(y, without, with_)
+    assert d.n_items == 3 and d.use_pseudo and d.acc_with == pytest.approx(2 / 3) and d.acc_without == pytest.approx(1 / 3)
+    assert pseudo_labels_help(y, np.full((4, 2), np.nan), with_).use_pseudo
+    with pytest.raises(ValueError, match=r"oof_without \(4, 2\) and oof_with \(3, 2\) must both be"):
+        pseudo_labels_help(y, without, with_[:3])
+
+
+def test_self_training_helps_on_digits_at_two_percent(digits_split):
     Xp, Xt, yp, yt = digits_split
-    y = _subset(yp, 25, 0)  # 2 % labels
-    st = SelfTrainingCommittee(max_iter=6).fit(Xp, y)
+    y = _subset(yp, 25, 0)
+    st = SelfTrainingCommittee(KFoldCommittee(model="logreg"), rounds=3).fit(Xp, y)
     acc = (st.predict(Xt) == yt).mean()
-    sup = clone(LogisticRegression(max_iter=2000)).fit(Xp[y >= 0], y[y >= 0])
-    assert acc > (sup.predict(Xt) == yt).mean() + 0.05
-    assert acc > 0.85
-    assert st.termination_condition_ in ("max_iter", "no_change")
-    assert 1 <= st.n_iter_ <= 6
-    # no collapse: every class holds pseudo-labels, none holds more than 3x its true share
+    sup = (st.supervised_.predict(Xt) == yt).mean()
+    assert st.fallback_.use_pseudo and acc > sup + 0.05 and acc > 0.85
     pseudo = (st.transduction_ >= 0) & (y < 0)
-    counts = np.bincount(st.transduction_[pseudo], minlength=10)
-    true_counts = np.bincount(yp[pseudo], minlength=10)
-    assert (counts > 0).all() and (counts <= 3 * true_counts).all()
-    # given labels are kept, pseudo-labels carry a confidence, the rest none
-    assert (st.transduction_[y >= 0] == y[y >= 0]).all()
-    assert np.isfinite(st.pseudo_confidence_[pseudo]).all()
-    assert np.isnan(st.pseudo_confidence_[~pseudo]).all()
-    # per-round quotas were never exceeded
-    for h in st.history_:
-        assert h["n_pseudo"] <= sum(h["quotas"])
+    assert (st.transduction_[pseudo] == yp[pseudo]).mean() > 0.85
+    assert (np.bincount(st.transduction_[pseudo], minlength=10) > 0).all()
 
 
 def test_self_training_stops_when_everything_is_labeled():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
     y = (X[:, 0] > 0).astype(int)
-    st = SelfTrainingCommittee(n_splits=2).fit(X, y)
-    assert st.termination_condition_ == "all_labeled" and st.n_iter_ == 0
+    st = SelfTrainingCommittee(KFoldCommittee(model="logreg", n_splits=2)).fit(X, y)
+    assert st.termination_condition_ == "all_labeled" and st.n_iter_ == 0 and st.fallback_ is None
 
 
 @pytest.mark.parametrize(
@@ -136,7 +274,7 @@ def test_self_training_stops_when_everything_is_labeled():
         ({"step": 0}, r"step must be in \(0, 1\], got 0"),
         ({"min_agreement": 2}, r"min_agreement must be in \[0, 1\], got 2"),
         ({"graph": "yes"}, r"graph must be 'auto', True or False, got 'yes'"),
-        ({"max_iter": 0}, r"max_iter must be an integer >= 1, got 0"),
+        ({"rounds": 0}, r"rounds must be an integer >= 1, got 0"),
     ],
 )
 def test_parameter_errors(params, match):

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def _enable(config_path, expert=15, crowd=40, pseudo=300):
-    text = config_path.read_text()
+    # The linear committee keeps this test fast; the route stage reads whichever committee the model stage stored.
+    text = config_path.read_text().replace("  model: cnn", "  model: logreg")
+    text = text.split("  cnn: {")[0] + text.split("GaussNoise: {std_range: [0.02, 0.05]}}\n")[1]
     text += (f"\nselection:\n  enabled: true\n  expert_budget: {expert}\n  crowd_budget: {crowd}\n"
              f"  pseudo_budget: {pseudo}\n\nself_training:\n  enabled: true\n  max_iter: 4\n")
     config_path.write_text(text)
@@ -32,6 +34,7 @@ def test_route_stage_queues_pseudo_rows_and_redecides_without_deletes(digits_exa
     from labelloop.config import load_config
     from labelloop.flows.importing import import_flow
     from labelloop.flows.route import route_flow
+    from labelloop.flows.training import training_flow
     from labelloop.tasks.route import PSEUDO_SOURCE, standing_pseudo
 
     _enable(digits_example)
@@ -40,6 +43,7 @@ def test_route_stage_queues_pseudo_rows_and_redecides_without_deletes(digits_exa
     try:
         run1 = store.start_run("test", "digits")
         import_flow(str(digits_example), run1)
+        training_flow(str(digits_example), run1)
         first = route_flow(str(digits_example), run1)
         q = first["queues"]
         assert q["expert"] <= 15 and q["crowd"] <= 40 and 0 < q["pseudo"] <= 300
@@ -68,6 +72,7 @@ def test_route_stage_queues_pseudo_rows_and_redecides_without_deletes(digits_exa
         store.add_labels([LabelIn(forged, (standing[forged] + 5) % 10, "pseudo", PSEUDO_SOURCE, confidence=0.99,
                                   dedupe_key="forged")])
         run2 = store.start_run("test", "digits")
+        training_flow(str(digits_example), run2)  # the next turn's committee trains on the new labels
         second = route_flow(str(digits_example), run2)
         assert second["pseudo_retracted"] >= len(victims)
         rows = store.labels("digits")

@@ -14,9 +14,19 @@ def parse(training):
     return parse_config({**BASE, "training": training}, source="labelloop.yaml").training
 
 
+def test_model_defaults_per_modality():
+    """auto: a CNN for images, an MLP for text embeddings and tabular rows; a CNN on text is refused."""
+    for modality, model in (("image", "cnn"), ("text", "mlp"), ("tabular", "mlp")):
+        cfg = parse_config({"dataset": {**BASE["dataset"], "modality": modality}}, source="labelloop.yaml")
+        assert cfg.training.model == model
+    with pytest.raises(ConfigError, match="training.model 'cnn' needs image items"):
+        parse_config({"dataset": {**BASE["dataset"], "modality": "text"}, "training": {"model": "cnn"}},
+                     source="labelloop.yaml")
+
+
 def test_defaults_and_a_full_section():
     t = parse({})
-    assert t.model == "logreg" and t.epochs == 20 and t.patience == 5 and t.augment == []
+    assert t.model == "cnn" and t.epochs == 20 and t.patience == 5 and t.augment == []
     t = parse({
         "model": "cnn", "epochs": 10, "loss": "focal", "class_weight": "balanced", "device": "cpu", "tta": 2,
         "cnn": {"channels": [16, 32], "hidden": 0, "image_size": 28},

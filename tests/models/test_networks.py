@@ -58,4 +58,4 @@ def test_public_api_is_exported():
 
     for name in models.__all__:
         assert getattr(models, name) is not None
-    assert "KFoldEnsemble" in models.__all__ and "Trainer" in models.__all__
+    assert "KFoldCommittee" in models.__all__ and "Trainer" in models.__all__

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from labelloop.exceptions import TrainingError
-from labelloop.models.ensemble import KFoldEnsemble
+from labelloop.models.ensemble import KFoldCommittee
 from labelloop.models.networks import ConvNet
 from labelloop.models.trainer import Trainer, sample_losses
 
@@ -75,8 +75,8 @@ def test_zero_weight_items_do_not_teach(small_digits):
     noisy[flip] = (y[flip] + rng.integers(1, 10, flip.sum())) % 10
     kw = dict(model="mlp", epochs=30, lr=3e-3, n_splits=3, seed=0, calibrate=False, device="cpu")
     X2 = X.reshape(len(X), -1)
-    clean_only = KFoldEnsemble(**kw).fit(X2, noisy, sample_weight=(~flip).astype(np.float32))
-    everything = KFoldEnsemble(**kw).fit(X2, noisy)
+    clean_only = KFoldCommittee(**kw).fit(X2, noisy, sample_weight=(~flip).astype(np.float32))
+    everything = KFoldCommittee(**kw).fit(X2, noisy)
     # Scored against the true classes on the items each committee trusted.
     acc_weighted = (clean_only.oof_proba_.argmax(1) == y)[~flip].mean()
     acc_all = (everything.oof_proba_.argmax(1) == y)[~flip].mean()
@@ -88,13 +88,13 @@ def test_soft_labels_train(small_digits):
     X, y = small_digits
     soft = np.full((len(y), 10), 0.02, np.float32)
     soft[np.arange(len(y)), y] = 0.82
-    ens = KFoldEnsemble(model="mlp", epochs=20, lr=3e-3, n_splits=3, device="cpu").fit(X.reshape(len(X), -1), soft)
+    ens = KFoldCommittee(model="mlp", epochs=20, lr=3e-3, n_splits=3, device="cpu").fit(X.reshape(len(X), -1), soft)
     assert (ens.oof_proba_.argmax(1) == y).mean() > 0.85
 
 
 def test_cpu_trainer_learns_digits_in_a_few_epochs(digits):
     X, y = digits
-    ens = KFoldEnsemble(model="cnn", epochs=5, n_splits=5, seed=0, device="cpu").fit(X, y)
+    ens = KFoldCommittee(model="cnn", epochs=5, n_splits=5, seed=0, device="cpu").fit(X, y)
     accs = [s["accuracy"] for s in ens.fold_scores_]
     assert np.mean(accs) >= 0.95, accs
     assert ens.oof_proba_.shape == (len(y), 10)
@@ -107,9 +107,9 @@ def test_cpu_trainer_learns_digits_in_a_few_epochs(digits):
 def test_same_seed_same_numbers_other_seed_other_numbers(small_digits):
     X, y = small_digits
     kw = dict(model="cnn", epochs=2, n_splits=3, device="cpu", model_params={"channels": [8, 16], "hidden": 32})
-    a = KFoldEnsemble(seed=3, **kw).fit(X, y)
-    b = KFoldEnsemble(seed=3, **kw).fit(X, y)
-    c = KFoldEnsemble(seed=4, **kw).fit(X, y)
+    a = KFoldCommittee(seed=3, **kw).fit(X, y)
+    b = KFoldCommittee(seed=3, **kw).fit(X, y)
+    c = KFoldCommittee(seed=4, **kw).fit(X, y)
     np.testing.assert_array_equal(a.oof_proba_, b.oof_proba_)
     assert a.fold_scores_ == b.fold_scores_
     np.testing.assert_array_equal(a.predict_proba(X[:10]), b.predict_proba(X[:10]))
@@ -119,8 +119,8 @@ def test_same_seed_same_numbers_other_seed_other_numbers(small_digits):
 def test_dropout_runs_are_reproducible_on_worker_threads(small_digits):
     X, y = small_digits
     kw = dict(model="mlp", epochs=3, n_splits=4, n_jobs=2, device="cpu", model_params={"dropout": 0.5})
-    a = KFoldEnsemble(**kw).fit(X.reshape(len(X), -1), y)
-    b = KFoldEnsemble(**kw).fit(X.reshape(len(X), -1), y)
+    a = KFoldCommittee(**kw).fit(X.reshape(len(X), -1), y)
+    b = KFoldCommittee(**kw).fit(X.reshape(len(X), -1), y)
     np.testing.assert_array_equal(a.oof_logits_, b.oof_logits_)
 
 
@@ -156,7 +156,7 @@ def test_validation_and_oof_predictions_see_original_items(small_digits):
     X, y = small_digits
     # Heavy noise on every training image: if validation were augmented, OOF logits would not
     # equal the fold models' predictions on the clean items.
-    ens = KFoldEnsemble(
+    ens = KFoldCommittee(
         model="cnn", epochs=2, n_splits=3, device="cpu", calibrate=False,
         model_params={"channels": [8], "hidden": 16},
         augment=[{"GaussNoise": {"std_range": [0.3, 0.3], "p": 1.0}}],
@@ -170,7 +170,7 @@ def test_validation_and_oof_predictions_see_original_items(small_digits):
 
 def test_albumentations_fallback_pipeline_trains(small_digits):
     X, y = small_digits
-    ens = KFoldEnsemble(
+    ens = KFoldCommittee(
         model="cnn", epochs=2, n_splits=2, device="cpu", model_params={"channels": [8], "hidden": 16},
         augment=[{"RandomBrightnessContrast": {"p": 1.0}}], tta=1,
     )
@@ -182,7 +182,7 @@ def test_albumentations_fallback_pipeline_trains(small_digits):
 
 def test_early_stopping_restores_each_members_best_epoch(small_digits):
     X, y = small_digits
-    ens = KFoldEnsemble(
+    ens = KFoldCommittee(
         model="mlp", epochs=60, lr=0.05, patience=3, n_splits=3, device="cpu", model_params={"hidden": [256]}
     ).fit(X.reshape(len(X), -1), y)
     runs = {s["epochs_run"] for s in ens.fold_scores_}
@@ -196,22 +196,22 @@ def test_bad_items_and_params_are_named():
     X[7, 2] = np.nan
     y = np.arange(20) % 2
     with pytest.raises(TrainingError, match=r"item img-7: features contain NaN"):
-        KFoldEnsemble(model="mlp", n_splits=2).fit(X, y, item_ids=[f"img-{i}" for i in range(20)])
+        KFoldCommittee(model="mlp", n_splits=2).fit(X, y, item_ids=[f"img-{i}" for i in range(20)])
     with pytest.raises(TrainingError, match=r"item 3: label 5 is not a class id in \[0, 2\)"):
-        KFoldEnsemble(model="mlp", n_splits=2, n_classes=2).fit(np.zeros((20, 4)), np.where(np.arange(20) == 3, 5, y))
+        KFoldCommittee(model="mlp", n_splits=2, n_classes=2).fit(np.zeros((20, 4)), np.where(np.arange(20) == 3, 5, y))
     with pytest.raises(TrainingError, match=r"model must be one of .* \(got 'resnet'\)"):
-        KFoldEnsemble(model="resnet").fit(np.zeros((20, 4)), y)
+        KFoldCommittee(model="resnet").fit(np.zeros((20, 4)), y)
     with pytest.raises(TrainingError, match=r"augment\[0\]: unknown albumentations transform 'Blurr'"):
-        KFoldEnsemble(model="cnn", n_splits=2, augment=["Blurr"]).fit(np.zeros((20, 8, 8)), y)
+        KFoldCommittee(model="cnn", n_splits=2, augment=["Blurr"]).fit(np.zeros((20, 8, 8)), y)
     with pytest.raises(TrainingError, match=r"epochs must be >= 1 \(got 0\)"):
-        KFoldEnsemble(model="mlp", n_splits=2, epochs=0).fit(np.zeros((20, 4)), y)
+        KFoldCommittee(model="mlp", n_splits=2, epochs=0).fit(np.zeros((20, 4)), y)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
 def test_cuda_amp_path(digits):
     X, y = digits
-    ens = KFoldEnsemble(model="cnn", epochs=5, device="cuda", amp=True).fit(X, y)
+    ens = KFoldCommittee(model="cnn", epochs=5, device="cuda", amp=True).fit(X, y)
     assert ens.device_.startswith("cuda")
     assert ens.amp_dtype_ == ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
     assert np.mean([s["accuracy"] for s in ens.fold_scores_]) >= 0.95

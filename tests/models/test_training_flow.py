@@ -69,8 +69,28 @@ def test_training_flow_writes_committee_rows_checkpoints_and_artifacts(digits_ex
         assert again["accuracy"] == result["accuracy"]
         assert store.count_labels("digits") == gold + 1797
 
-        # A changed checkpoint file is not trusted: the committee is trained again.
-        path = result["checkpoints"][0]["path"]
+        # The outputs round-trip through the store: the run row points to the manifest, hashes checked.
+        from labelloop.models.ensemble import KFoldCommittee
+        from labelloop.tasks.model import latest_outputs
+
+        out = latest_outputs(store, "digits")
+        assert out.info["version"] == result["version"] and str(result["outputs"]).endswith("outputs.json")
+        assert out.oof_proba.shape == (gold, 10) and out.pool_members.shape == (3, 1797 - gold, 10)
+        assert out.embeddings.shape == (1797, 64)  # the CNN's hidden layer, trained items first
+        assert sorted(out.ids.tolist()) == sorted(store.items("digits", columns=["id"])["id"].tolist())
+        pool_rows = model_rows.set_index("item_id").loc[out.pool_ids]
+        np.testing.assert_allclose(np.stack(pool_rows["probs"].to_numpy()), out.pool_proba, atol=1e-5)
+        # The committee loads back from its checkpoints and predicts what was stored.
+        again_committee = KFoldCommittee.load(out.info["checkpoints"])
+        X_pool = np.load(digits_example.parent / "digits.npz")["X"]
+        ids_by_ext = store.items("digits", columns=["id", "external_id"]).set_index("id")["external_id"]
+        ext_index = {e: i for i, e in enumerate(np.load(digits_example.parent / "digits.npz")["ids"])}
+        first = [ext_index[ids_by_ext[i]] for i in out.pool_ids[:20]]
+        members, _ = again_committee.predict_outputs((X_pool[first] / 16.0).astype(np.float32))
+        np.testing.assert_allclose(members, out.pool_members[:, :20], atol=1e-4)
+
+        # A changed output file is not trusted: the committee is trained again.
+        path = out.info["checkpoints"][0]["path"].replace("fold0.pt", "outputs/pool_members.npy")
         with open(path, "ab") as fh:
             fh.write(b"tampered")
         third = training_flow(config_path, "run-3")

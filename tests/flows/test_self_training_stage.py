@@ -1,0 +1,86 @@
+"""Self-training across turns in the model stage: standing pseudo-labels train the committee only when they help."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from labelloop.store import LabelIn, Store
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _linear(config_path, extra: str = "") -> None:
+    # The linear committee keeps this test fast; the fallback rule is the same for every member kind.
+    text = config_path.read_text().replace("  model: cnn", "  model: logreg")
+    text = text.split("  cnn: {")[0] + text.split("GaussNoise: {std_range: [0.02, 0.05]}}\n")[1]
+    config_path.write_text(text + "\nselection:\n  enabled: true\n  expert_budget: 5\n  crowd_budget: 5\n"
+                           "\nself_training:\n  enabled: true\n" + extra)
+
+
+def _pseudo(store, config_path, shift: int, n: int = 400) -> None:
+    """Standing pseudo-labels on ``n`` pool items: the truth shifted by ``shift`` classes (0 = right)."""
+    truth = np.load(config_path.parent / "truth.npz")
+    by_ext = dict(zip(truth["ids"].astype(str), truth["y"].astype(int)))
+    items = store.items("digits", columns=["id", "external_id"])
+    gold = set(store.labels("digits", kinds=["gold"])["item_id"])
+    pool = items[~items["id"].isin(gold)].head(n)
+    store.add_labels(LabelIn(int(i), (by_ext[e] + shift) % 10, "pseudo", "self-training", confidence=0.95,
+                             dedupe_key=f"test-pseudo:{i}") for i, e in zip(pool["id"], pool["external_id"]))
+
+
+@pytest.mark.parametrize("shift,falls_back", [(3, True), (0, False)])
+def test_wrong_pseudo_labels_fall_back_to_supervised_and_the_route_says_so(digits_example, shift, falls_back):
+    from labelloop.config import load_config
+    from labelloop.flows.importing import import_flow
+    from labelloop.flows.route import route_flow
+    from labelloop.flows.training import training_flow
+    from labelloop.tasks.model import latest_outputs
+
+    _linear(digits_example)
+    config = load_config(digits_example)
+    import_flow(str(digits_example), "run-import")
+    store = Store(config.store_url)
+    try:
+        _pseudo(store, digits_example, shift)
+        trained = training_flow(str(digits_example), "run-1")
+        assert trained["fallback"] is falls_back
+        out = latest_outputs(store, "digits")
+        kinds = set(np.asarray(out.train_kinds).tolist())
+        # supervised-only trains on the firm labels; the dropped pseudo-labelled items return to the pool
+        assert ("pseudo" in kinds) is not falls_back
+        assert len(out.train_ids) + len(out.pool_ids) == 1797
+        routed = route_flow(str(digits_example), "run-1")
+        assert routed["fallback"] is falls_back
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        with get_client(sync_client=True) as client:
+            arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["digits-route-summary"])))
+        text = sorted(arts, key=lambda a: a.created)[-1].data
+        assert ("fell back to supervised-only" in text) is falls_back
+    finally:
+        store.close()
+
+
+def test_inner_rounds_add_pseudo_labels_within_one_turn(digits_example):
+    from labelloop.config import load_config
+    from labelloop.flows.importing import import_flow
+    from labelloop.flows.training import training_flow
+    from labelloop.tasks.model import latest_outputs
+
+    _linear(digits_example, "  rounds: 2\n  threshold: 0.8\n")
+    config = load_config(digits_example)
+    import_flow(str(digits_example), "run-import")
+    trained = training_flow(str(digits_example), "run-1")
+    store = Store(config.store_url)
+    try:
+        info = latest_outputs(store, "digits").info
+    finally:
+        store.close()
+    assert info["rounds"] >= 1 and trained["self_training"] == info["termination"]
+    # Either a round's pseudo-labels helped (and trained the committee) or the round was dropped and says why.
+    assert info["inner_pseudo"] > 0 or info["termination"].startswith(("round", "no_change"))
+    json.dumps(info)  # what the route artifact and the manifest carry is plain JSON
