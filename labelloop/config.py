@@ -399,9 +399,15 @@ class CrowdConfig(Section):
     model_agreement: bool = Field(
         default=False, description="One annotator agreeing with the committee settles an item.")
     gold_rate: float = Field(default=0.1, ge=0.0, lt=1.0, description="Share of each person's tasks that are gold.")
-    gold_min_accuracy: float = Field(default=0.7, ge=0.0, le=1.0,
-                                     description="Annotators below this gold accuracy are flagged and excluded.")
+    gold_min_accuracy: float = Field(
+        default=0.7, ge=0.0, le=1.0, description="Annotators whose gold accuracy is statistically below this "
+        "(Wilson upper bound < it) are flagged; only those statistically worse than chance are excluded.")
     gold_min_answers: int = Field(default=3, ge=1, description="Gold answers needed before flagging.")
+    gold_confidence: float = Field(default=0.95, gt=0.0, lt=1.0,
+                                   description="Level of the Wilson interval on each annotator's gold accuracy.")
+    flagged_weight: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="How much a flagged annotator's votes count in the aggregate "
+        "(Dawid-Skene already weights each vote by the annotator's fitted confusion matrix).")
     batch_size: int = Field(default=200, ge=1, description="Most new queue items pushed per run.")
     seed_queue: int = Field(
         default=0, ge=0, description="When the crowd queue is empty, queue this many items that have no "
@@ -409,7 +415,9 @@ class CrowdConfig(Section):
     hide_predictions_from_crowd: bool = Field(default=True, description="Leave pre-annotations out of crowd tasks.")
     instructions: str = Field(default="", description="Shown to the crowd (HTML allowed).")
     expert_instructions: str = Field(default="", description="Shown to experts.")
-    aggregator: Literal["dawid_skene", "majority"] = "dawid_skene"
+    aggregator: Literal["dawid_skene", "one_coin", "majority"] = Field(
+        default="dawid_skene", description="dawid_skene (a confusion matrix per annotator), one_coin (one accuracy "
+        "per annotator), majority.")
     wait_seconds: float = Field(default=0.0, ge=0.0, description="How long the flow waits for answers after a push.")
 
     @model_validator(mode="after")
