@@ -237,7 +237,10 @@ class TrainingConfig(Section):
     augment: list[Any] = Field(
         default_factory=list,
         description="albumentations transforms for training images, e.g. "
-        "[{Affine: {rotate: [-10, 10]}}, {GaussNoise: {std_range: [0.03, 0.08]}}].",
+        "[{Affine: {rotate: [-10, 10]}}, {GaussNoise: {std_range: [0.03, 0.08]}}]; for text (model mlp): "
+        "[{BackTranslation: {pivots: [spa, cat], batch_size: 500, weight: 1.0}}, "
+        "{SynonymReplacement: {p: 0.15, copies: 1, senses: 1, seed: 0, weight: 1.0}}] "
+        "(Apertium and WordNet, offline; copies cached under data_dir/cache).",
     )
     feature_noise: FeatureNoiseConfig = Field(default_factory=FeatureNoiseConfig)
     tta: int = Field(default=0, ge=0, le=32, description="Augmented copies averaged into pool predictions.")
@@ -262,18 +265,39 @@ class TrainingConfig(Section):
     @classmethod
     def _known_transforms(cls, value: list[Any]) -> list[Any]:
         if value:
+            # --- text augmentation (issue 13): text transforms are checked by their own module.
+            from labelloop.models.text_augment import is_text_entry, parse_text_pipeline
+
+            text = [is_text_entry(e) for e in value]
+            if any(text) and not all(text):
+                raise ValueError("text transforms (BackTranslation, SynonymReplacement) and image transforms cannot be mixed")
+            if all(text):
+                parse_text_pipeline(value)
+                return value
             # Built with albumentations itself, so its own parameter rules apply.
             from labelloop.models.augment import parse_pipeline
 
             parse_pipeline(value)
         return value
 
+    @property
+    def text_augment(self) -> list[Any]:
+        """The ``augment`` entries when they are text transforms (else [])."""
+        from labelloop.models.text_augment import is_text_entry
+
+        return self.augment if self.augment and is_text_entry(self.augment[0]) else []
+
     @model_validator(mode="after")
     def _augment_needs_images(self) -> "TrainingConfig":
-        if self.augment and self.model != "cnn":
+        if self.text_augment:
+            if self.model != "mlp":
+                raise ValueError(f"text augmentation applies to model 'mlp' (MiniLM embeddings) only (got model {self.model!r})")
+        elif self.augment and self.model != "cnn":
             raise ValueError(f"augment applies to model 'cnn' only (got model {self.model!r}); use feature_noise")
         if self.tta and not self.augment:
             raise ValueError(f"tta: {self.tta} needs an augment pipeline")
+        if self.tta and self.text_augment:
+            raise ValueError(f"tta: {self.tta} applies to image augmentation only (text copies are made for training)")
         return self
 
 
@@ -825,6 +849,14 @@ class LabelloopConfig(Section):
     @model_validator(mode="after")
     def _weak_classes_known(self) -> "LabelloopConfig":
         self.weak.check_classes(self.dataset.classes)
+        return self
+
+    @model_validator(mode="after")
+    def _text_augment_needs_text(self) -> "LabelloopConfig":
+        if self.training.text_augment and self.dataset.modality != "text":
+            raise ValueError(
+                f"training.augment: text transforms need a text dataset (dataset.modality is {self.dataset.modality!r})"
+            )
         return self
 
     @model_validator(mode="after")

@@ -80,7 +80,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
             t0 = time.perf_counter()
             try:
                 on_cpu = ensemble.device_type() == "cpu"
-                futures = [fit_fold_group_task.submit(ensemble, X, Y, w, g, on_cpu) for g in groups]
+                futures = [fit_fold_group_task.submit(ensemble, X, Y, w, g, on_cpu, data["augmented"]) for g in groups]
                 results = [f.result() for f in futures]
             finally:
                 torch.set_num_threads(threads_before)
@@ -129,7 +129,9 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
     publish_markdown(
         artifact_key(dataset, "model-summary"),
         f"## Committee `{source}`\n\n"
-        f"- trained on **{len(data['train_ids'])}** items, predicted **{len(data['pool_ids'])}** pool items\n"
+        f"- trained on **{len(data['train_ids'])}** items"
+        + (f" (+ {len(data['augmented'])} augmented text copies)" if data["augmented"] is not None else "")
+        + f", predicted **{len(data['pool_ids'])}** pool items\n"
         f"- {config.training.folds}-fold accuracy **{accuracy:.3f}**, macro-F1 **{macro_f1:.3f}**, "
         f"OOF ECE **{ece:.3f}** after temperature scaling (T = {ensemble.temperature_:.3f})\n"
         f"- device `{ensemble.device_}`"
@@ -152,6 +154,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         "ece": ece,
         "temperature": ensemble.temperature_,
         "trained_on": int(len(data["train_ids"])),
+        "augmented_copies": len(data["augmented"]) if data["augmented"] is not None else 0,
         "pool": int(len(data["pool_ids"])),
         "rows_written": written,
         "checkpoints": ensemble.checkpoints_,

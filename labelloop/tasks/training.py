@@ -28,6 +28,7 @@ from labelloop.tasks.model import prediction_rows
 __all__ = [
     "build_ensemble",
     "load_inputs",
+    "augment_training_texts",
     "prepare_training_task",
     "fit_fold_group_task",
     "store_committee_predictions_task",
@@ -155,18 +156,37 @@ def prepare_training_task(
         "X_pool": X[len(train_ids) :],
         "Y": resolution.probs[mask].astype(np.float32),
         "weight": weight,
+        "augmented": augment_training_texts(config, store, [int(i) for i in train_ids]),
     }
+
+
+def augment_training_texts(config: LabelloopConfig, store: Store, train_ids: list[int]) -> Any:
+    """Text augmentation (issue 13): copies of the training texts, embedded like the originals; None if off."""
+    if not config.training.text_augment or not train_ids:
+        return None
+    from labelloop.models.text_augment import TextAugmenter, augment_texts
+
+    frame = store.items(config.dataset.name, columns=["id", "text"], ids=train_ids).set_index("id").loc[train_ids]
+    augmenter = TextAugmenter(config.training.text_augment, cache_dir=config.data_path / "cache" / "text-augment")
+    cache = config.data_path / "cache" / "minilm"
+    return augment_texts(list(frame["text"]), augmenter, lambda texts: embed_texts(texts, cache_dir=cache))
 
 
 @task(cache_policy=NO_CACHE)
 def fit_fold_group_task(
-    ensemble: KFoldEnsemble, X: np.ndarray, Y: np.ndarray, w: np.ndarray, folds: list[int], single_thread: bool
+    ensemble: KFoldEnsemble,
+    X: np.ndarray,
+    Y: np.ndarray,
+    w: np.ndarray,
+    folds: list[int],
+    single_thread: bool,
+    augmented: Any = None,
 ) -> dict[str, Any]:
     """Train one group of folds as one batched network (a unit a task runner can place anywhere)."""
     if single_thread:
         torch.set_num_threads(1)  # CPU: one-thread workers, see KFoldEnsemble.fold_groups
     network = ensemble.init_network(X, Y.shape[1], folds)
-    return ensemble.fit_group(X, Y, w, folds, network)
+    return ensemble.fit_group(X, Y, w, folds, network, augmented)
 
 
 @task(cache_policy=NO_CACHE)
