@@ -275,7 +275,7 @@ def _stop_words() -> frozenset[str]:
     return frozenset(ENGLISH_STOP_WORDS)
 
 
-_WORD = re.compile(r"\b[A-Za-z]{3,}\b(?!['-])")
+_WORD = re.compile(r"(?<![-'])\b[A-Za-z]{3,}\b(?![-'])")  # not parts of hyphenated words or contractions
 
 
 def _plural(word: str) -> str:
