@@ -45,7 +45,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from labelloop.exceptions import AggregationError
@@ -435,11 +435,19 @@ class MajorityVote(_Aggregator):
 
     Parameters
     ----------
-    tie_break : {"random", "abstain", "prior"}, default="random"
+    tie_break : {"random", "abstain", "prior", "model"}, default="random"
         What ``predict`` does when classes tie: pick one of them at random,
-        return ``-1``, or pick the one with the highest class prior (vote share
-        over all items). Items without votes predict ``-1`` under "abstain" and
-        the most frequent class otherwise.
+        return ``-1``, pick the one with the highest class prior (vote share
+        over all items), or let a fitted model decide ("model": the tied class
+        with the highest posterior under ``tie_model``; the tied items'
+        posteriors become that model's, restricted to the tied classes). Items
+        without votes predict ``-1`` under "abstain" and the most frequent class
+        otherwise.
+    tie_model : aggregator, default=None
+        The model of ``tie_break="model"``; default
+        ``OneCoinDawidSkene(n_iter=500)``. Its learned per-source accuracies,
+        confusions and convergence (``n_iter_``, ``converged_``,
+        ``loss_history_``) are reported as this model's.
     random_state : int, Generator or None, default=0
         Seed of the random tie-break: the same votes break ties the same way
         on every run (``None`` draws fresh entropy).
@@ -454,16 +462,18 @@ class MajorityVote(_Aggregator):
     confusions_, accuracies_ : agreement of each source with the majority.
     """
 
-    def __init__(self, tie_break: Literal["random", "abstain", "prior"] = "random", random_state: Any = 0) -> None:
+    def __init__(self, tie_break: Literal["random", "abstain", "prior", "model"] = "random", random_state: Any = 0,
+                 tie_model: Any = None) -> None:
         self.tie_break = tie_break
         self.random_state = random_state
+        self.tie_model = tie_model
 
     def fit(self, votes: Votes, gold: Any = None, extra_proba: Any = None,
             source_weight: Any = None) -> "MajorityVote":
         """Count votes (weighted by ``source_weight`` when given), gold items fixed."""
         votes = _check_votes(votes)
-        if self.tie_break not in ("random", "abstain", "prior"):
-            raise ValueError(f"tie_break must be 'random', 'abstain' or 'prior' (got {self.tie_break!r})")
+        if self.tie_break not in ("random", "abstain", "prior", "model"):
+            raise ValueError(f"tie_break must be 'random', 'abstain', 'prior' or 'model' (got {self.tie_break!r})")
         gold_idx, gold_lab = _check_gold(gold, votes)
         extra = _check_extra(extra_proba, votes)
         weight = _check_source_weight(source_weight, votes)
@@ -489,6 +499,12 @@ class MajorityVote(_Aggregator):
             if len(ties):
                 if self.tie_break == "prior":
                     labels[ties] = np.argmax(np.where(tied[ties], prior[None, :], -np.inf), axis=1)
+                elif self.tie_break == "model":
+                    tie_post = self._fit_tie_model(votes, gold, extra_proba, source_weight).posteriors_[ties]
+                    restricted = np.where(tied[ties], tie_post, 0.0) + 1e-300 * tied[ties]
+                    restricted /= restricted.sum(1, keepdims=True)
+                    labels[ties] = restricted.argmax(1)
+                    post[ties] = restricted
                 else:
                     rng = np.random.default_rng(self.random_state)
                     noise = rng.random((len(ties), C))
@@ -499,12 +515,19 @@ class MajorityVote(_Aggregator):
         self.posteriors_ = post
         self.labels_ = labels
         self.class_prior_ = prior
-        self.n_iter_ = 1
-        self.converged_ = True
-        self.loss_history_ = []
         design = _Design(votes, gold_idx, gold_lab, extra, compress=False)
         self._set_source_report(design, post, prior)
+        self.n_iter_, self.converged_, self.loss_history_ = 1, True, []
+        if self.tie_break == "model":
+            tm = self.tie_model_ if len(ties) else self._fit_tie_model(votes, gold, extra_proba, source_weight)
+            self.accuracies_, self.confusions_ = tm.accuracies_, tm.confusions_
+            self.n_iter_, self.converged_, self.loss_history_ = tm.n_iter_, tm.converged_, tm.loss_history_
         return self
+
+    def _fit_tie_model(self, votes: Votes, gold: Any, extra_proba: Any, source_weight: Any) -> Any:
+        model = clone(self.tie_model) if self.tie_model is not None else OneCoinDawidSkene(n_iter=500)
+        self.tie_model_ = model.fit(votes, gold=gold, extra_proba=extra_proba, source_weight=source_weight)
+        return self.tie_model_
 
     def predict(self) -> np.ndarray:
         """Majority class per item, ties broken by ``tie_break`` (``-1`` = abstain)."""
