@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--no-grow", action="store_true", help="skip coverage growth (no MiniLM embeddings)")
+    parser.add_argument("--out", default="weak", help="results name: bench/results/NAME.json")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     from snorkel.labeling.model import LabelModel, MajorityLabelVoter
@@ -155,7 +156,7 @@ def main() -> None:
     print(f"\nmeans over seeds 0-{args.seeds - 1} (std in results json)")
     print_table(rows, baseline="snorkel-MajorityLabelVoter")
     rows += [row(task, system, metric + " std", float(np.nanstd(v))) for (task, system, metric), v in per.items()]
-    print("wrote", write_results("weak", rows))
+    print("wrote", write_results(args.out, rows))
 
 
 if __name__ == "__main__":
