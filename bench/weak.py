@@ -6,7 +6,9 @@ food, drugs) and ``culture5`` (songs-poems, art, literature, startrek, sports). 
 LFs run on the train split with gold hidden.
 
 Systems, same label matrix:
-* labelloop: the weak stage's default (majority vote, vote shares as soft labels, ties to the class voted most);
+* labelloop: the weak stage's default (majority vote; soft labels 1 to the top class, split among tied ones, as
+  Snorkel's MajorityLabelVoter; the stored label of a tie is the class voted most overall);
+* labelloop-mv-shares: majority vote with vote shares as soft labels;
 * labelloop-model-ties: majority vote with ties decided by a one-coin model fitted on the same votes;
 * labelloop-one-coin, labelloop-dawid-skene: the EM label models (500 iterations);
 * snorkel-LabelModel (500 epochs, lr 0.01) and snorkel-MajorityLabelVoter.
@@ -117,8 +119,9 @@ def main() -> None:
                     add(f"{task}-lf-accuracy", system, "spearman learned~emp", spearman(learned, empirical))
 
             models = {
-                "labelloop": MajorityVote(tie_break="prior"),
-                "labelloop-model-ties": MajorityVote(tie_break="model"),
+                "labelloop": MajorityVote(tie_break="prior", proba="winner"),
+                "labelloop-mv-shares": MajorityVote(tie_break="prior"),
+                "labelloop-model-ties": MajorityVote(tie_break="model", proba="winner"),
                 "labelloop-one-coin": OneCoinDawidSkene(n_iter=500),
                 "labelloop-dawid-skene": DawidSkene(n_iter=500),
             }

@@ -363,8 +363,9 @@ class WeakConfig(Section):
     lfs: list[LFConfig] = Field(default_factory=list, description="Labeling functions (keyword, regex, heuristic).")
     # majority by default: on three fortune-file text tasks (bench/weak.py) no EM label model (one_coin,
     # dawid_skene, Snorkel's LabelModel) beat plain majority vote downstream, and some lost badly (dawid_skene
-    # 57 % label accuracy on one task, majority 80 %); vote shares are also the better-calibrated soft labels.
-    # Deciding ties with a learned one-coin model (tie_break: model) did not help either (fortunes: 91.4 vs 91.6).
+    # 57 % label accuracy on one task, majority 80 %). Deciding ties with a learned one-coin model (tie_break:
+    # model) did not help either (fortunes: 91.4 vs 91.6); Snorkel's winner-takes-all soft labels beat vote shares
+    # downstream on every task (majority_proba).
     label_model: Literal["majority", "one_coin", "dawid_skene"] = Field(
         default="majority", description="How votes become probabilistic labels: majority (vote shares; ties "
         "decided by `tie_break`), one_coin (one accuracy per LF, EM), dawid_skene (a confusion matrix per LF, EM).",
@@ -373,6 +374,9 @@ class WeakConfig(Section):
         default="prior", description="label_model majority: how ties are decided (prior: the class voted most "
         "overall; model: the tied class a one-coin model fitted on the same votes finds most probable; random: "
         "seeded by training.seed). Learned LF accuracies are reported from a one-coin fit either way.")
+    majority_proba: Literal["winner", "shares"] = Field(
+        default="winner", description="label_model majority: soft labels as Snorkel's MajorityLabelVoter (winner: "
+        "1 to the top class, split among tied ones) or vote shares; winner trains the downstream model better.")
     n_iter: int = Field(default=500, ge=1, description="Maximum EM iterations of the label model (and of the "
                         "tie-break model); whether EM converged is reported.")
     smoothing: float = Field(default=1.0, ge=0.0, description="Dirichlet pseudo-count per confusion row and class prior (spread over its cells).")

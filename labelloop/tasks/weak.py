@@ -75,7 +75,7 @@ def fit_label_model_task(L: np.ndarray, y_known: np.ndarray, config: LabelloopCo
     weak = config.weak
     votes = Votes.from_matrix(L, n_classes=len(config.dataset.classes))
     if weak.label_model == "majority":
-        model = MajorityVote(tie_break=weak.tie_break, random_state=config.training.seed,
+        model = MajorityVote(tie_break=weak.tie_break, random_state=config.training.seed, proba=weak.majority_proba,
                              tie_model=OneCoinDawidSkene(n_iter=weak.n_iter, smoothing=weak.smoothing))
         model.fit(votes, gold=_gold(weak, y_known))
         if weak.tie_break != "model":

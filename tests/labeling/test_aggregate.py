@@ -199,3 +199,15 @@ def test_majority_ties_decided_by_a_learned_model():
     assert model.tie_model_.n_iter == 500
     untied = ~tied & (L[:, 2] != -1)
     np.testing.assert_allclose(model.predict_proba()[untied].sum(1), 1.0)
+
+
+def test_majority_winner_probabilities_are_snorkels():
+    L = np.array([[0, 0, 1], [0, 1, -1], [2, -1, -1], [1, 1, 2], [-1, -1, -1]])
+    model = MajorityVote(tie_break="prior", proba="winner").fit(Votes.from_matrix(L, n_classes=3))
+    P = model.predict_proba()
+    np.testing.assert_allclose(P[:4], [[1, 0, 0], [0.5, 0.5, 0], [0, 0, 1], [0, 1, 0]])
+    np.testing.assert_allclose(P[4], model.class_prior_)  # no votes: the prior
+    snorkel = pytest.importorskip("snorkel.labeling.model", reason="snorkel is a `bench` extra")
+    np.testing.assert_allclose(P[:4], snorkel.MajorityLabelVoter(cardinality=3).predict_proba(L)[:4])
+    with pytest.raises(ValueError, match=r"proba must be 'shares' or 'winner' \(got 'soft'\)"):
+        MajorityVote(proba="soft").fit(Votes.from_matrix(L, n_classes=3))

@@ -34,13 +34,14 @@ def lf_matrix(n=1500, seed=0):
 
 def test_default_is_majority_with_learned_accuracies_reported(tmp_path):
     config = config_with(tmp_path)
-    assert (config.weak.label_model, config.weak.tie_break, config.weak.n_iter) == ("majority", "prior", 500)
+    assert (config.weak.label_model, config.weak.tie_break, config.weak.majority_proba, config.weak.n_iter) == (
+        "majority", "prior", "winner", 500)
     L, y, accs = lf_matrix()
     model = fit_label_model_task.fn(L, np.full(len(L), -1), config)
     assert isinstance(model, MajorityVote)
     covered = (L != -1).any(1)
-    plain = MajorityVote(tie_break="prior").fit_predict_proba(Votes.from_matrix(L, 3))
-    np.testing.assert_allclose(model.predict_proba(), plain)  # vote shares are the soft labels
+    plain = MajorityVote(tie_break="prior", proba="winner").fit_predict_proba(Votes.from_matrix(L, 3))
+    np.testing.assert_allclose(model.predict_proba(), plain)  # Snorkel's MajorityLabelVoter soft labels
     # learned LF accuracies (one-coin) track the true ones and convergence is stated
     assert np.abs(model.accuracies_ - accs).max() < 0.06
     assert model.converged_ and 1 < model.n_iter_ <= 500 and len(model.loss_history_) == model.n_iter_
