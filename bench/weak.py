@@ -1,24 +1,31 @@
-"""Weak supervision benchmark: the fortunes protocol of ANCHORS.md, labelloop vs Snorkel in one run.
+"""Weak supervision benchmark: three fortune-file text tasks, labelloop vs Snorkel in one run.
 
-Data: Debian's fortune files computers / politics / science / men-women (examples/fortunes/prepare.py);
-70/30 stratified split per seed (0-4); the ten keyword LFs of examples/fortunes/labelloop.yaml run on the
-train split with gold hidden.
+Tasks (bench/weak_tasks.py, each with its own keyword LFs): ``fortunes4`` (the ANCHORS.md protocol: computers,
+politics, science, men-women; the ten LFs of examples/fortunes/labelloop.yaml), ``life5`` (work, law, education,
+food, drugs) and ``culture5`` (songs-poems, art, literature, startrek, sports). 70/30 stratified split per seed;
+LFs run on the train split with gold hidden.
 
 Systems, same label matrix:
-* labelloop: one-coin Dawid-Skene label model (abstains modeled) on the covered items; then coverage grows as in
-  the pipeline's model stage: a LogisticRegression over MiniLM sentence embeddings, trained on the covered items'
-  labels, gives the uncovered train items soft labels (labelloop.labeling.coverage.expand_coverage);
-* snorkel LabelModel (500 epochs, lr 0.01) and MajorityLabelVoter, covered items only (as in ANCHORS.md).
+* labelloop: the weak stage's default (majority vote; soft labels 1 to the top class, split among tied ones, as
+  Snorkel's MajorityLabelVoter; the stored label of a tie is the class voted most overall);
+* labelloop-mv-shares: majority vote with vote shares as soft labels;
+* labelloop-model-ties: majority vote with ties decided by a one-coin model fitted on the same votes;
+* labelloop-one-coin, labelloop-dawid-skene: the EM label models (500 iterations);
+* snorkel-LabelModel (500 epochs, lr 0.01) and snorkel-MajorityLabelVoter.
 
 Metrics: label accuracy on covered train items; downstream TF-IDF (1-2-grams, min_df=2, sublinear tf) +
-LogisticRegression(C=10) trained on the probabilistic labels (each row repeated per class, weighted by its
-probability) and scored on the gold test split.
+LogisticRegression(C=10) trained on the covered items' probabilistic labels (each row repeated per class, weighted
+by its probability), scored on the gold test split (``<task>-downstream-covered``); for labelloop also with coverage
+grown as the pipeline's model stage does (MiniLM embeddings + LogisticRegression label the uncovered train items,
+``<task>-downstream``); Spearman correlation of learned vs empirical LF accuracies.
 
-Run: ``python bench/weak.py`` (snorkel from the `bench` extra; MiniLM embeddings cached in bench/results/cache).
+Run: ``python bench/weak.py [--seeds 5] [--tasks fortunes4 life5 culture5] [--no-grow]`` (snorkel from the
+`bench` extra; MiniLM embeddings cached in bench/results/cache).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -35,16 +42,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples" / "fortunes"), str(ROOT / "benc
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _common import print_table, row, write_results  # noqa: E402
-from prepare import CLASSES, load_fortunes, split  # noqa: E402
+from prepare import split  # noqa: E402
+from weak_tasks import TASKS, load_task  # noqa: E402
 
-from labelloop.config import load_config  # noqa: E402
-from labelloop.labeling.aggregate import MajorityVote, OneCoinDawidSkene, Votes  # noqa: E402
+from labelloop.labeling.aggregate import DawidSkene, MajorityVote, OneCoinDawidSkene, Votes  # noqa: E402
+from labelloop.labeling.analysis import LFAnalysis  # noqa: E402
 from labelloop.labeling.apply import LFApplier  # noqa: E402
 from labelloop.labeling.coverage import expand_coverage  # noqa: E402
-from labelloop.labeling.lf import lfs_from_config  # noqa: E402
-from labelloop.models.embed import TextEmbedder  # noqa: E402
-
-SEEDS = range(5)
 
 
 def downstream(train_texts, probs, mask, test_texts, test_y) -> float:
@@ -62,73 +66,100 @@ def downstream(train_texts, probs, mask, test_texts, test_y) -> float:
     return float((clf.predict(vec.transform(test_texts)) == test_y).mean())
 
 
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return float("nan")
+    ra, rb = np.argsort(np.argsort(a[ok])), np.argsort(np.argsort(b[ok]))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--no-grow", action="store_true", help="skip coverage growth (no MiniLM embeddings)")
+    parser.add_argument("--out", default="weak", help="results name: bench/results/NAME.json")
+    args = parser.parse_args()
     warnings.filterwarnings("ignore")
     from snorkel.labeling.model import LabelModel, MajorityLabelVoter
-
-    config = load_config(ROOT / "examples" / "fortunes" / "labelloop.yaml")
-    lfs = lfs_from_config(config.weak.lfs, CLASSES)
-    texts, y = load_fortunes()
-    t0 = time.perf_counter()
-    embeddings = TextEmbedder(ROOT / "bench" / "results" / "cache").encode(texts)
-    print(f"{len(texts)} fortunes; MiniLM embeddings in {time.perf_counter() - t0:.1f} s (cached after the first run)")
-    position = {t: i for i, t in enumerate(texts)}
 
     per: dict[tuple[str, str, str], list[float]] = {}
 
     def add(task, system, metric, value):
-        per.setdefault((task, system, metric), []).append(value)
+        per.setdefault((task, system, metric), []).append(float(value))
 
-    for seed in SEEDS:
-        train_x, train_y, test_x, test_y = split(texts, y, seed)
-        L = LFApplier(lfs, progress=False).apply(train_x)
-        covered = (L != -1).any(axis=1)
-        add("fortunes-coverage", "labelloop", "train coverage", float(covered.mean()))
+    for task in args.tasks:
+        texts, y, classes, lfs = load_task(task)
+        C = len(classes)
+        position = {t: i for i, t in enumerate(texts)}
+        embeddings = None
+        if not args.no_grow:
+            from labelloop.models.embed import TextEmbedder
 
-        t = time.perf_counter()
-        P = OneCoinDawidSkene().fit(Votes.from_matrix(L, n_classes=len(CLASSES))).predict_proba()
-        fit_s = time.perf_counter() - t
-        add("fortunes-label-model", "labelloop", "acc covered train", float((P[covered].argmax(1) == train_y[covered]).mean()))
-        add("fortunes-label-model", "labelloop", "fit seconds", fit_s)
-        add("fortunes-downstream-covered", "labelloop", "test accuracy", downstream(train_x, P, covered, test_x, test_y))
-        E = embeddings[[position[t] for t in train_x]]
-        grown, labeled = expand_coverage(P, covered, E)
-        add("fortunes-downstream", "labelloop", "test accuracy", downstream(train_x, grown, labeled, test_x, test_y))
-        add("fortunes-downstream", "labelloop", "train items labeled", float(labeled.mean()))
-        add("fortunes-uncovered", "labelloop", "acc of grown labels", float((grown[~covered].argmax(1) == train_y[~covered]).mean()))
+            t0 = time.perf_counter()
+            embeddings = TextEmbedder(ROOT / "bench" / "results" / "cache").encode(texts)
+            print(f"{task}: {len(texts)} texts, {C} classes; MiniLM embeddings in {time.perf_counter() - t0:.1f} s",
+                  flush=True)
+        for seed in range(args.seeds):
+            train_x, train_y, test_x, test_y = split(texts, y, seed)
+            L = LFApplier(lfs, progress=False).apply(train_x)
+            covered = (L != -1).any(axis=1)
+            add(f"{task}-coverage", "labelloop", "train coverage", float(covered.mean()))
+            empirical = LFAnalysis(L).lf_empirical_accuracies(train_y)
+            votes = Votes.from_matrix(L, n_classes=C)
 
-        mv = MajorityVote(tie_break="prior").fit(Votes.from_matrix(L, n_classes=len(CLASSES)))
-        add("fortunes-majority", "labelloop", "acc covered train", float((mv.predict()[covered] == train_y[covered]).mean()))
+            def label_source(system: str, P: np.ndarray, fit_s: float, learned: np.ndarray | None = None) -> None:
+                add(f"{task}-label-model", system, "acc covered train",
+                    float((P[covered].argmax(1) == train_y[covered]).mean()))
+                add(f"{task}-label-model", system, "fit seconds", fit_s)
+                add(f"{task}-downstream-covered", system, "test accuracy",
+                    downstream(train_x, P, covered, test_x, test_y))
+                if learned is not None:
+                    add(f"{task}-lf-accuracy", system, "spearman learned~emp", spearman(learned, empirical))
 
-        t = time.perf_counter()
-        lm = LabelModel(cardinality=len(CLASSES), verbose=False)
-        lm.fit(L, n_epochs=500, lr=0.01, seed=seed, progress_bar=False)
-        Ps = lm.predict_proba(L)
-        fit_s = time.perf_counter() - t
-        add("fortunes-label-model", "snorkel-LabelModel", "acc covered train", float((Ps[covered].argmax(1) == train_y[covered]).mean()))
-        add("fortunes-label-model", "snorkel-LabelModel", "fit seconds", fit_s)
-        acc = downstream(train_x, Ps, covered, test_x, test_y)  # Snorkel's labels cover only the covered items
-        for task in ("fortunes-downstream-covered", "fortunes-downstream"):
-            add(task, "snorkel-LabelModel", "test accuracy", acc)
+            models = {
+                "labelloop": MajorityVote(tie_break="prior", proba="winner"),
+                "labelloop-mv-shares": MajorityVote(tie_break="prior"),
+                "labelloop-model-ties": MajorityVote(tie_break="model", proba="winner"),
+                "labelloop-one-coin": OneCoinDawidSkene(n_iter=500),
+                "labelloop-dawid-skene": DawidSkene(n_iter=500),
+            }
+            for system, model in models.items():
+                t = time.perf_counter()
+                model.fit(votes)
+                fit_s = time.perf_counter() - t
+                P = model.predict_proba()
+                label_source(system, P, fit_s, np.asarray(model.accuracies_))
+                if system != "labelloop":
+                    add(f"{task}-label-model", system, "converged", float(model.converged_))
+                if system == "labelloop" and embeddings is not None:
+                    E = embeddings[[position[t] for t in train_x]]
+                    grown, labeled = expand_coverage(P, covered, E)
+                    add(f"{task}-downstream", system, "test accuracy",
+                        downstream(train_x, grown, labeled, test_x, test_y))
 
-        Pm = MajorityLabelVoter(cardinality=len(CLASSES)).predict_proba(L)
-        add("fortunes-majority", "snorkel-MajorityLabelVoter", "acc covered train",
-            float((Pm[covered].argmax(1) == train_y[covered]).mean()))
-        acc = downstream(train_x, Pm, covered, test_x, test_y)
-        for task in ("fortunes-downstream-covered", "fortunes-downstream"):
-            add(task, "snorkel-MajorityLabelVoter", "test accuracy", acc)
-        print(f"seed {seed}: coverage {covered.mean():.3f}, labelloop covered acc "
-              f"{per[('fortunes-label-model', 'labelloop', 'acc covered train')][-1]:.3f}, snorkel "
-              f"{per[('fortunes-label-model', 'snorkel-LabelModel', 'acc covered train')][-1]:.3f}; downstream labelloop "
-              f"{per[('fortunes-downstream', 'labelloop', 'test accuracy')][-1]:.3f}, snorkel "
-              f"{per[('fortunes-downstream', 'snorkel-LabelModel', 'test accuracy')][-1]:.3f}", flush=True)
+            t = time.perf_counter()
+            lm = LabelModel(cardinality=C, verbose=False)
+            lm.fit(L, n_epochs=500, lr=0.01, seed=seed, progress_bar=False)
+            Ps = lm.predict_proba(L)
+            label_source("snorkel-LabelModel", Ps, time.perf_counter() - t, lm.get_weights())
+            t = time.perf_counter()
+            Pm = MajorityLabelVoter(cardinality=C).predict_proba(L)
+            label_source("snorkel-MajorityLabelVoter", Pm, time.perf_counter() - t)
+            mine = per[(f"{task}-downstream-covered", "labelloop", "test accuracy")][-1]
+            print(f"{task} seed {seed}: coverage {covered.mean():.3f}; label acc labelloop "
+                  f"{per[(f'{task}-label-model', 'labelloop', 'acc covered train')][-1]:.3f}, snorkel LM "
+                  f"{per[(f'{task}-label-model', 'snorkel-LabelModel', 'acc covered train')][-1]:.3f}; downstream "
+                  f"labelloop {mine:.3f}, snorkel MV "
+                  f"{per[(f'{task}-downstream-covered', 'snorkel-MajorityLabelVoter', 'test accuracy')][-1]:.3f}",
+                  flush=True)
 
-    rows = [row(task, system, metric, float(np.mean(v))) for (task, system, metric), v in per.items()]
-    print(f"\nmeans over seeds {list(SEEDS)} (std in results json)")
-    print_table(rows, baseline="snorkel-LabelModel")
-    for (task, system, metric), v in per.items():
-        rows.append(row(task, system, metric + " std", float(np.std(v))))
-    print("wrote", write_results("weak", rows))
+    rows = [row(task, system, metric, float(np.nanmean(v))) for (task, system, metric), v in per.items()]
+    print(f"\nmeans over seeds 0-{args.seeds - 1} (std in results json)")
+    print_table(rows, baseline="snorkel-MajorityLabelVoter")
+    rows += [row(task, system, metric + " std", float(np.nanstd(v))) for (task, system, metric), v in per.items()]
+    print("wrote", write_results(args.out, rows))
 
 
 if __name__ == "__main__":

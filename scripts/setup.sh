@@ -8,7 +8,7 @@ STAMPS="$ROOT/.setup"
 mkdir -p "$STAMPS"
 PY=${PYTHON:-python3}
 
-apt_packages=(chromium chromium-driver fortunes fortunes-min postgresql)
+apt_packages=(chromium chromium-driver fortunes fortunes-min postgresql apertium-eng-spa apertium-eng-cat wordnet)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

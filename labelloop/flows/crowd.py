@@ -246,7 +246,8 @@ def aggregate_task(config: LabelloopConfig, store: Store, run_id: str) -> dict[s
     votes = latest_votes(store.labels(ds.name, kinds=["annotator"], decode=False))
     gold_rows = store.labels(ds.name, kinds=["gold"], decode=False)
     gold = {int(i): int(l) for i, l in zip(gold_rows["item_id"], gold_rows["label"]) if l >= 0}
-    agg = CrowdAggregator(c.aggregator, c.gold_min_accuracy, c.gold_min_answers).fit(votes, len(ds.classes), gold)
+    agg = CrowdAggregator(c.aggregator, c.gold_min_accuracy, c.gold_min_answers, confidence=c.gold_confidence,
+                          flagged_weight=c.flagged_weight).fit(votes, len(ds.classes), gold, classes=ds.classes)
     # Same votes -> same digest -> same keys: re-aggregating unchanged votes adds nothing.
     digest = hashlib.sha256(pd.util.hash_pandas_object(votes.sort_values(["item", "source"]), index=False)
                             .values.tobytes() + c.aggregator.encode()).hexdigest()[:16]
@@ -298,14 +299,16 @@ def _report(config, store, client, agg, pushed, answered, synced, tasks) -> dict
                         "gold_accuracy": float(acc.loc[who, "accuracy"]) if who in acc.index else float("nan"),
                         "estimated_accuracy": float(est.get(who, float("nan"))),
                         "per_hour": float(tp.loc[who, "per_hour"]) if who in tp.index else float("nan"),
-                        "flagged": who in model.flagged_})
+                        "flagged": who in model.flagged_, "excluded": who in model.excluded_,
+                        "confusions": "; ".join(f"{r.true_class} -> {r.answered_class} {r.rate:.2f} ({r.evidence:g})"
+                                                for r in model.confusions_.itertuples() if r.annotator == who)})
     n = len(ds.classes)
     fk = fleiss_kappa(votes, n) if len(votes) else float("nan")
     ka = krippendorff_alpha(votes, n) if len(votes) else float("nan")
     key = lambda topic: artifact_key(ds.name, topic)  # noqa: E731
     if quality:
         publish_table(key("crowd-annotators"), quality, description="Per annotator: gold accuracy, Dawid-Skene "
-                      "estimated accuracy, throughput; flagged ones are excluded from the aggregate")
+                      "estimated accuracy, throughput, systematic confusions; flagged = statistically below the bar")
     if len(votes) and votes["source"].nunique() >= 2:
         png = kappa_heatmap(kappa_matrix(votes), config.data_path / "reports" / "crowd-kappa.png")
         publish_image(key("crowd-kappa"), png.read_bytes(), "Cohen's kappa between annotators")
@@ -318,8 +321,11 @@ def _report(config, store, client, agg, pushed, answered, synced, tasks) -> dict
           f"{len(quarantined)} annotations quarantined\n"
           f"- crowd aggregate ({config.crowd.aggregator}): **{agg['written']}** new `crowd` rows over "
           f"{len(model.items_)} items\n- Fleiss' kappa **{fk:.3f}**, Krippendorff's alpha **{ka:.3f}**\n"
-          f"- flagged (gold accuracy < {config.crowd.gold_min_accuracy}, excluded): "
-          f"{', '.join(model.flagged_) or 'none'}\n\n### Label Studio projects\n\n{links or '_(none)_'}\n")
+          f"- flagged (gold accuracy statistically below {config.crowd.gold_min_accuracy}, weight "
+          f"{config.crowd.flagged_weight:g}): {', '.join(model.flagged_) or 'none'}; excluded (worse than chance): "
+          f"{', '.join(model.excluded_) or 'none'}\n"
+          f"- systematic confusions (true -> answered, rate, evidence): "
+          f"{'; '.join(f'{r.annotator}: {r.true_class} -> {r.answered_class} {r.rate:.2f} ({r.evidence:g})' for r in model.confusions_.itertuples()) or 'none'}\n\n### Label Studio projects\n\n{links or '_(none)_'}\n")
     if quarantined:
         md += "\n### Quarantined annotations\n\n" + "\n".join(f"- {q}" for q in quarantined[:50]) + "\n"
     if quality:

@@ -32,6 +32,7 @@ from labelloop.flows.context import open_stage
 from labelloop.models import metrics
 from labelloop.models.ensemble import KFoldCommittee
 from labelloop.models.outputs import CommitteeOutputs, file_sha256
+from labelloop.models.text_augment import AugmentedRows, rows_of
 from labelloop.tasks.model import model_version, record_outputs, training_set
 from labelloop.tasks.training import (
     POOL_CHUNK,
@@ -50,8 +51,11 @@ FIRM_KINDS = ("gold", "expert", "crowd")
 
 
 def fit_committee(committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np.ndarray,
-                  item_ids: np.ndarray | None = None) -> KFoldCommittee:
-    """Fit ``committee`` with one task per group of folds (spread by the flow's task runner)."""
+                  item_ids: np.ndarray | None = None, augmented: AugmentedRows | None = None) -> KFoldCommittee:
+    """Fit ``committee`` with one task per group of folds (spread by the flow's task runner).
+
+    ``augmented``: text copies of rows of ``X``; each trains only in its original's folds.
+    """
     X, Y, w = committee.prepare(X, Y, w, item_ids)
     groups, _ = committee.fold_groups()
     threads_before = torch.get_num_threads()
@@ -59,7 +63,8 @@ def fit_committee(committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np
     try:
         on_cpu = committee.device_type() == "cpu"
         networks = [committee.init_network(X, Y.shape[1], g) for g in groups]  # seeded here, in one thread
-        futures = [fit_fold_group_task.submit(committee, X, Y, w, g, on_cpu, net) for g, net in zip(groups, networks)]
+        futures = [fit_fold_group_task.submit(committee, X, Y, w, g, on_cpu, net, augmented)
+                   for g, net in zip(groups, networks)]
         results = [f.result() for f in futures]
     finally:
         torch.set_num_threads(threads_before)
@@ -110,14 +115,16 @@ def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -
     ids = data["train_ids"]
     n_classes = Y.shape[1]
     used = np.arange(len(X))
-    committee = fit_committee(build_committee(config), X, Y, w, ids)
+    copies = data.get("augmented")
+    committee = fit_committee(build_committee(config), X, Y, w, ids, copies)
     info: dict[str, Any] = {"fallback": False, "fallback_reason": "", "rounds": 0, "inner_pseudo": 0,
-                            "termination": "supervised"}
+                            "termination": "supervised", "augmented_copies": len(copies) if copies is not None else 0}
     pseudo = kinds == "pseudo"
     firm = _firm_rows(kinds)
     if pseudo.any() and st.fallback and (~pseudo).sum() >= config.training.folds:
         keep = np.flatnonzero(~pseudo)
-        supervised = fit_committee(build_committee(config), X[keep], Y[keep], w[keep], ids[keep])
+        supervised = fit_committee(build_committee(config), X[keep], Y[keep], w[keep], ids[keep],
+                                   rows_of(copies, keep))
         rows = np.flatnonzero(firm & ~pseudo)
         pos = np.searchsorted(keep, rows)
         decision = _decide(data["labels"][rows], supervised.oof_proba_[pos], committee.oof_proba_[rows])
@@ -150,6 +157,7 @@ def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -
                 np.concatenate([base_X, data["X_pool"][idx]]),
                 np.concatenate([base_Y, np.eye(n_classes, dtype=np.float32)[np.asarray(sel.label)]]),
                 np.concatenate([base_w, np.asarray(sel.confidence, np.float32)]),
+                augmented=rows_of(copies, used),  # the base rows come first: their copies keep their positions
             )
             decision = _decide(y_used[base_firm], committee.oof_proba_[base_firm], new.oof_proba_[base_firm])
             info["rounds"] = r
@@ -258,7 +266,9 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
     publish_markdown(
         artifact_key(dataset, "model-summary"),
         f"## Committee `{source}`\n\n"
-        f"- trained on **{len(outputs.train_ids)}** items, predicted **{len(outputs.pool_ids)}** pool items\n"
+        f"- trained on **{len(outputs.train_ids)}** items"
+        + (f" (+ {info['augmented_copies']} augmented text copies)" if info.get("augmented_copies") else "")
+        + f", predicted **{len(outputs.pool_ids)}** pool items\n"
         f"- {config.training.folds}-fold accuracy **{accuracy:.3f}**, macro-F1 **{macro_f1:.3f}**, "
         f"OOF ECE **{ece:.3f}** after temperature scaling (T = {info['temperature']:.3f})\n"
         f"- self-training: {info['termination']}; inner rounds {info['rounds']}, "
@@ -279,6 +289,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         "temperature": info["temperature"],
         "trained_on": int(len(outputs.train_ids)),
         "pool": int(len(outputs.pool_ids)),
+        "augmented_copies": int(info.get("augmented_copies", 0)),
         "rows_written": written,
         "checkpoints": info["checkpoints"],
         "outputs": str(manifest),

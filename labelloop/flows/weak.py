@@ -25,6 +25,17 @@ from labelloop.tasks.weak import (
 __all__ = ["weak_flow"]
 
 
+def _accuracy_agreement(summary) -> str:
+    """One line: how well the learned LF accuracies track the empirical ones on gold (Spearman)."""
+    if "Emp. Acc." not in summary or "Learned Acc." not in summary:
+        return "- learned vs empirical LF accuracy: no gold/expert labels to compare with"
+    both = summary[["Emp. Acc.", "Learned Acc."]].dropna()
+    if len(both) < 3:
+        return f"- learned vs empirical LF accuracy: only {len(both)} LFs vote on known items"
+    rho = both["Emp. Acc."].rank().corr(both["Learned Acc."].rank())
+    return f"- learned vs empirical LF accuracy over {len(both)} LFs: Spearman {rho:.2f} (columns below)"
+
+
 @flow(name="weak_labeling", log_prints=True)
 def weak_flow(config_path: str, run_id: str) -> dict:
     """Weak labels from the config's labeling functions; returns coverage, rows written and the LF-set version."""
@@ -43,7 +54,8 @@ def weak_flow(config_path: str, run_id: str) -> dict:
         y_known = known_labels(store, dataset, item_ids)
         model = fit_label_model_task(L, y_known, config)
         summary = analyse_task(L, lfs, y_known, model, applied["fault_counts"])
-        stored = store_weak_labels_task(store, dataset, item_ids, L, model.predict_proba(), version, run_id)
+        stored = store_weak_labels_task(store, dataset, item_ids, L, model.predict_proba(), version, run_id,
+                                        labels=model.predict())
     finally:
         store.close()
 
@@ -58,8 +70,13 @@ def weak_flow(config_path: str, run_id: str) -> dict:
         "",
         f"- items: **{n}**; covered by at least one LF: **{stored['covered']}** ({coverage:.1%}); "
         f"uncovered items are left to the model stage",
-        f"- label model: `{config.weak.label_model}`, {getattr(model, 'n_iter_', 1)} iterations, "
-        f"converged: {getattr(model, 'converged_', True)}; anchored on {int((y_known >= 0).sum()) if config.weak.use_gold else 0} known labels",
+        f"- label model: `{config.weak.label_model}`"
+        + (f" (ties: {config.weak.tie_break})" if config.weak.label_model == "majority" else "")
+        + f"; EM ({'learned LF accuracies' if config.weak.label_model == 'majority' else 'label model'}) "
+        f"{getattr(model, 'n_iter_', 1)} iterations, converged: {getattr(model, 'converged_', True)}"
+        f"{'' if getattr(model, 'converged_', True) else ' (raise weak.n_iter)'}; anchored on "
+        f"{int((y_known >= 0).sum()) if config.weak.use_gold else 0} known labels",
+        _accuracy_agreement(summary),
         f"- weak rows written: **{stored['written']}**; older LF-set opinions retracted: {stored['retracted']}",
         "",
         markdown_table(rows),

@@ -45,7 +45,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from labelloop.exceptions import AggregationError
@@ -278,6 +278,18 @@ def _check_gold(gold: Any, votes: Votes) -> tuple[np.ndarray, np.ndarray]:
     return idx, lab
 
 
+def _check_source_weight(source_weight: Any, votes: Votes) -> np.ndarray | None:
+    if source_weight is None:
+        return None
+    w = np.asarray(source_weight, dtype=np.float64)
+    if w.shape != (votes.n_sources,):
+        raise AggregationError(f"source_weight must have shape (n_sources,) = ({votes.n_sources},) (got {w.shape})")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or (w > 1).any():
+        bad = int(np.flatnonzero(~np.isfinite(w) | (w < 0) | (w > 1))[0])
+        raise AggregationError(f"source_weight of source {bad} must be in [0, 1] (got {w[bad]})")
+    return w
+
+
 def _check_extra(extra_proba: Any, votes: Votes) -> np.ndarray | None:
     if extra_proba is None:
         return None
@@ -298,7 +310,7 @@ class _Design:
     """The (possibly pattern-folded) incidence matrix EM iterates over."""
 
     def __init__(self, votes: Votes, gold_idx: np.ndarray, gold_lab: np.ndarray, extra: np.ndarray | None,
-                 compress: bool) -> None:
+                 compress: bool, source_weight: np.ndarray | None = None) -> None:
         C, S = votes.n_classes, votes.n_sources
         self.n_classes, self.n_sources = C, S
         self.has_extra = extra is not None
@@ -322,6 +334,14 @@ class _Design:
             self.weights = np.ones(A.shape[0])
         self.A = A
         self.AT_w = (A.T.multiply(self.weights[None, :])).tocsr() if A.shape[0] else A.T.tocsr()
+        # Source weights temper the E-step only (a weight-w source's log-likelihood counts w times); its
+        # confusion matrix is still estimated from all of its votes.
+        self.source_weight = np.ones(S + (1 if extra is not None else 0))
+        self.A_e = A
+        if source_weight is not None:
+            self.source_weight[:S] = source_weight
+            col_w = np.concatenate([np.repeat(source_weight, C), np.ones(C if extra is not None else 0)])
+            self.A_e = (A @ sparse.diags(col_w)).tocsr()
         self.gold_rows = np.flatnonzero(gold >= 0)
         self.gold_labels = gold[self.gold_rows]
         self.n_rows = A.shape[0]
@@ -415,13 +435,27 @@ class MajorityVote(_Aggregator):
 
     Parameters
     ----------
-    tie_break : {"random", "abstain", "prior"}, default="random"
+    tie_break : {"random", "abstain", "prior", "model"}, default="random"
         What ``predict`` does when classes tie: pick one of them at random,
-        return ``-1``, or pick the one with the highest class prior (vote share
-        over all items). Items without votes predict ``-1`` under "abstain" and
-        the most frequent class otherwise.
-    random_state : int, Generator or None
-        Seed of the random tie-break.
+        return ``-1``, pick the one with the highest class prior (vote share
+        over all items), or let a fitted model decide ("model": the tied class
+        with the highest posterior under ``tie_model``; the tied items'
+        posteriors become that model's, restricted to the tied classes). Items
+        without votes predict ``-1`` under "abstain" and the most frequent class
+        otherwise.
+    proba : {"shares", "winner"}, default="shares"
+        Soft labels: vote shares, or Snorkel's ``MajorityLabelVoter`` rule
+        (the top class gets 1, tied top classes share it equally). "winner"
+        labels train a downstream model better (bench/weak.py: +0.5-1 point on
+        each text task).
+    tie_model : aggregator, default=None
+        The model of ``tie_break="model"``; default
+        ``OneCoinDawidSkene(n_iter=500)``. Its learned per-source accuracies,
+        confusions and convergence (``n_iter_``, ``converged_``,
+        ``loss_history_``) are reported as this model's.
+    random_state : int, Generator or None, default=0
+        Seed of the random tie-break: the same votes break ties the same way
+        on every run (``None`` draws fresh entropy).
 
     Attributes
     ----------
@@ -433,26 +467,36 @@ class MajorityVote(_Aggregator):
     confusions_, accuracies_ : agreement of each source with the majority.
     """
 
-    def __init__(self, tie_break: Literal["random", "abstain", "prior"] = "random", random_state: Any = None) -> None:
+    def __init__(self, tie_break: Literal["random", "abstain", "prior", "model"] = "random", random_state: Any = 0,
+                 tie_model: Any = None, proba: Literal["shares", "winner"] = "shares") -> None:
         self.tie_break = tie_break
         self.random_state = random_state
+        self.tie_model = tie_model
+        self.proba = proba
 
-    def fit(self, votes: Votes, gold: Any = None, extra_proba: Any = None) -> "MajorityVote":
+    def fit(self, votes: Votes, gold: Any = None, extra_proba: Any = None,
+            source_weight: Any = None) -> "MajorityVote":
+        """Count votes (weighted by ``source_weight`` when given), gold items fixed."""
         votes = _check_votes(votes)
-        if self.tie_break not in ("random", "abstain", "prior"):
-            raise ValueError(f"tie_break must be 'random', 'abstain' or 'prior' (got {self.tie_break!r})")
+        if self.tie_break not in ("random", "abstain", "prior", "model"):
+            raise ValueError(f"tie_break must be 'random', 'abstain', 'prior' or 'model' (got {self.tie_break!r})")
         gold_idx, gold_lab = _check_gold(gold, votes)
         extra = _check_extra(extra_proba, votes)
+        weight = _check_source_weight(source_weight, votes)
         C, n = votes.n_classes, votes.n_items
-        counts = np.bincount(votes.items.astype(np.int64) * C + votes.labels, minlength=n * C).reshape(n, C)
-        counts = counts.astype(np.float64)
+        vote_w = None if weight is None else weight[votes.sources]
+        counts = np.bincount(votes.items.astype(np.int64) * C + votes.labels, weights=vote_w, minlength=n * C)
+        counts = counts.reshape(n, C).astype(np.float64)
         if extra is not None:
             counts += extra
+        if self.proba not in ("shares", "winner"):
+            raise ValueError(f"proba must be 'shares' or 'winner' (got {self.proba!r})")
         total = counts.sum(1)
         prior = (counts.sum(0) + 1.0) / (counts.sum() + C)
-        post = np.divide(counts, total[:, None], out=np.tile(prior, (n, 1)), where=total[:, None] > 0)
         top = counts.max(1, keepdims=True)
         tied = (counts == top) & (total[:, None] > 0)
+        shown = counts if self.proba == "shares" else tied.astype(np.float64)
+        post = np.divide(shown, shown.sum(1, keepdims=True), out=np.tile(prior, (n, 1)), where=total[:, None] > 0)
         n_tied = tied.sum(1)
         labels = counts.argmax(1)
         ties = np.flatnonzero(n_tied > 1)
@@ -464,6 +508,12 @@ class MajorityVote(_Aggregator):
             if len(ties):
                 if self.tie_break == "prior":
                     labels[ties] = np.argmax(np.where(tied[ties], prior[None, :], -np.inf), axis=1)
+                elif self.tie_break == "model":
+                    tie_post = self._fit_tie_model(votes, gold, extra_proba, source_weight).posteriors_[ties]
+                    restricted = np.where(tied[ties], tie_post, 0.0) + 1e-300 * tied[ties]
+                    restricted /= restricted.sum(1, keepdims=True)
+                    labels[ties] = restricted.argmax(1)
+                    post[ties] = restricted
                 else:
                     rng = np.random.default_rng(self.random_state)
                     noise = rng.random((len(ties), C))
@@ -474,12 +524,19 @@ class MajorityVote(_Aggregator):
         self.posteriors_ = post
         self.labels_ = labels
         self.class_prior_ = prior
-        self.n_iter_ = 1
-        self.converged_ = True
-        self.loss_history_ = []
         design = _Design(votes, gold_idx, gold_lab, extra, compress=False)
         self._set_source_report(design, post, prior)
+        self.n_iter_, self.converged_, self.loss_history_ = 1, True, []
+        if self.tie_break == "model":
+            tm = self.tie_model_ if len(ties) else self._fit_tie_model(votes, gold, extra_proba, source_weight)
+            self.accuracies_, self.confusions_ = tm.accuracies_, tm.confusions_
+            self.n_iter_, self.converged_, self.loss_history_ = tm.n_iter_, tm.converged_, tm.loss_history_
         return self
+
+    def _fit_tie_model(self, votes: Votes, gold: Any, extra_proba: Any, source_weight: Any) -> Any:
+        model = clone(self.tie_model) if self.tie_model is not None else OneCoinDawidSkene(n_iter=500)
+        self.tie_model_ = model.fit(votes, gold=gold, extra_proba=extra_proba, source_weight=source_weight)
+        return self.tie_model_
 
     def predict(self) -> np.ndarray:
         """Majority class per item, ties broken by ``tie_break`` (``-1`` = abstain)."""
@@ -558,7 +615,8 @@ class DawidSkene(_Aggregator):
         if self.abstains not in ("auto", "ignore", "model"):
             raise ValueError(f"abstains must be 'auto', 'ignore' or 'model' (got {self.abstains!r})")
 
-    def fit(self, votes: Votes, gold: Any = None, extra_proba: Any = None) -> "DawidSkene":
+    def fit(self, votes: Votes, gold: Any = None, extra_proba: Any = None,
+            source_weight: Any = None) -> "DawidSkene":
         """Run EM on ``votes``.
 
         Parameters
@@ -569,14 +627,19 @@ class DawidSkene(_Aggregator):
         extra_proba : ndarray (n_items, n_classes), optional
             A model's (out-of-fold) class probabilities, judged as one more
             source with its own confusion matrix (soft votes), as CROWDLAB does.
+        source_weight : ndarray (n_sources,) of float in [0, 1], optional
+            How much each source's votes count in the posteriors (tempered
+            likelihood; 0 = ignored, 1 = default). Confusions are still fitted on
+            every vote, so a down-weighted source is still described.
         """
         self._validate_params()
         votes = _check_votes(votes)
         gold_idx, gold_lab = _check_gold(gold, votes)
         extra = _check_extra(extra_proba, votes)
+        weight = _check_source_weight(source_weight, votes)
         C, S = votes.n_classes, votes.n_sources
         model_abstains = votes.abstain_observed if self.abstains == "auto" else self.abstains == "model"
-        d = _Design(votes, gold_idx, gold_lab, extra, compress=self.compress)
+        d = _Design(votes, gold_idx, gold_lab, extra, compress=self.compress, source_weight=weight)
         n_src = S + (1 if extra is not None else 0)
         w = d.weights
         n_total = w.sum()
@@ -644,7 +707,7 @@ class DawidSkene(_Aggregator):
             fold = sparse.csr_matrix(
                 (np.ones(n_cols), (np.arange(n_cols), np.arange(n_cols) % C)), shape=(n_cols, C)
             )
-            counts = (d.A @ fold).toarray()
+            counts = (d.A_e @ fold).toarray()  # weighted vote shares
             total = counts.sum(1, keepdims=True)
             post = np.divide(counts, total, out=np.full_like(counts, 1.0 / C), where=total > 0)
         if len(d.gold_rows):
@@ -682,9 +745,9 @@ class DawidSkene(_Aggregator):
         if log_abst is not None:
             # Every source is seen on every item: start from "all abstained" and swap in each vote.
             W = log_conf - log_abst[..., None]
-            base = base + log_abst.sum(0)
+            base = base + (d.source_weight[:, None] * log_abst).sum(0)
         M = W.transpose(0, 2, 1).reshape(-1, C)  # row s*C + l -> log P(vote l | k) per k
-        ll = d.A @ M + base[None, :]
+        ll = d.A_e @ M + base[None, :]
         ll = np.asarray(ll)
         lse = _logsumexp_rows(ll)
         post = np.exp(ll - lse[:, None])

@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["cohen_kappa", "kappa_matrix", "fleiss_kappa", "krippendorff_alpha", "gold_accuracy",
+__all__ = ["cohen_kappa", "kappa_matrix", "fleiss_kappa", "krippendorff_alpha", "wilson_interval", "gold_accuracy",
            "annotator_confusions", "throughput", "kappa_heatmap"]
 
 
@@ -92,13 +92,41 @@ def krippendorff_alpha(votes: pd.DataFrame, n_classes: int) -> float:
     return float(1.0 - d_o / d_e)
 
 
-def gold_accuracy(votes: pd.DataFrame, gold: Mapping[int, int]) -> pd.DataFrame:
-    """Per annotator: answers on gold items, correct ones, accuracy (NaN without gold answers)."""
+def wilson_interval(successes, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided Wilson score interval of a proportion; ``(0, 1)`` where ``n == 0``.
+
+    Unlike the point estimate, it is wide on few answers: 2 right of 3 is
+    ``[0.21, 0.94]``, 20 of 30 ``[0.49, 0.81]``.
+
+    >>> low, high = wilson_interval([2, 20], [3, 30])
+    >>> low.round(2).tolist(), high.round(2).tolist()
+    ([0.21, 0.49], [0.94, 0.81])
+    """
+    from scipy.stats import norm
+
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(n, dtype=float)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    safe = np.maximum(n, 1e-12)
+    p = k / safe
+    centre = (p + z * z / (2 * safe)) / (1 + z * z / safe)
+    half = z * np.sqrt(p * (1 - p) / safe + z * z / (4 * safe * safe)) / (1 + z * z / safe)
+    low = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), 0.0)
+    high = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), 1.0)
+    return low, high
+
+
+def gold_accuracy(votes: pd.DataFrame, gold: Mapping[int, int], confidence: float = 0.95) -> pd.DataFrame:
+    """Per annotator: answers on gold items, correct ones, accuracy (NaN without gold answers) and its
+    Wilson interval ``low, high`` at ``confidence`` (``0, 1`` without gold answers)."""
     g = votes[votes["item"].isin(list(gold))].copy()
     g["correct"] = g["label"].to_numpy() == g["item"].map(gold).to_numpy()
     out = g.groupby("source").agg(n_gold=("correct", "size"), correct=("correct", "sum"))
     out = out.reindex(sorted(votes["source"].unique()), fill_value=0)
     out["accuracy"] = np.where(out["n_gold"] > 0, out["correct"] / out["n_gold"].clip(lower=1), np.nan)
+    out["low"], out["high"] = wilson_interval(out["correct"].to_numpy(), out["n_gold"].to_numpy(), confidence)
     out.index.name = "annotator"
     return out
 

@@ -326,6 +326,7 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
         y: Any,
         sample_weight: Any = None,
         item_ids: Sequence[Any] | None = None,
+        augmented: Any = None,
     ) -> "KFoldCommittee":
         """Train one model per fold.
 
@@ -339,13 +340,17 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
             Per-item weight (e.g. a pseudo-label's confidence).
         item_ids : sequence, optional
             Store ids of the items, used in error messages.
+        augmented : AugmentedRows, optional
+            Augmented copies of training items (text back-translation, synonyms):
+            each trains only in the folds its original trains in, see
+            :func:`labelloop.models.text_augment.augmented_folds`.
         """
         X, Y, w = self.prepare(X, y, sample_weight, item_ids)
         n_classes = Y.shape[1]
         groups, workers = self.fold_groups()
         networks = [self.init_network(X, n_classes, g) for g in groups]  # main thread: seeded init
         t0 = time.perf_counter()
-        jobs = [lambda g=g, net=net: self.fit_group(X, Y, w, g, net) for g, net in zip(groups, networks)]
+        jobs = [lambda g=g, net=net: self.fit_group(X, Y, w, g, net, augmented) for g, net in zip(groups, networks)]
         if resolve_device(self.device).type == "cuda":
             results = [job() for job in jobs]
         else:
@@ -425,10 +430,16 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
         w: np.ndarray,
         folds: Sequence[int],
         network: torch.nn.Module | None = None,
+        augmented: Any = None,
     ) -> dict[str, Any]:
         """Train the models of ``folds`` (indices into ``folds_``) together; used by ``fit`` and the flow."""
         tr = [self.folds_[f][0] for f in folds]
         va = [self.folds_[f][1] for f in folds]
+        if augmented is not None:
+            # --- text augmentation (issue 13): copies join their original's training rows, never validation.
+            from labelloop.models.text_augment import augmented_folds
+
+            X, Y, w, tr = augmented_folds(X, Y, w, tr, augmented)
         if self.model == "logreg":
             return self._fit_logreg_group(X, Y, w, folds, tr, va)
         if network is None:

@@ -21,12 +21,13 @@ from prefect.cache_policies import NO_CACHE
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import TrainingError
 from labelloop.models.ensemble import KFoldCommittee
-from labelloop.models.features import load_features
+from labelloop.models.features import embed_texts, load_features
 from labelloop.store import Resolution, Store
 from labelloop.tasks.model import prediction_rows
 
 __all__ = [
     "build_committee",
+    "augment_training_texts",
     "prepare_training_task",
     "fit_fold_group_task",
     "predict_chunk_task",
@@ -102,13 +103,26 @@ def prepare_training_task(
         "weight": weight,
         "kinds": np.asarray(resolution.kind_of()[mask], dtype=str),
         "labels": resolution.labels[mask].astype(np.int64),
+        "augmented": augment_training_texts(config, store, [int(i) for i in train_ids]),
     }
+
+
+def augment_training_texts(config: LabelloopConfig, store: Store, train_ids: list[int]) -> Any:
+    """Text augmentation (issue 13): copies of the training texts, embedded like the originals; None if off."""
+    if not config.training.text_augment or not train_ids:
+        return None
+    from labelloop.models.text_augment import TextAugmenter, augment_texts
+
+    frame = store.items(config.dataset.name, columns=["id", "text"], ids=train_ids).set_index("id").loc[train_ids]
+    augmenter = TextAugmenter(config.training.text_augment, cache_dir=config.data_path / "cache" / "text-augment")
+    cache = config.data_path / "cache" / "minilm"
+    return augment_texts(list(frame["text"]), augmenter, lambda texts: embed_texts(texts, cache_dir=cache))
 
 
 @task(cache_policy=NO_CACHE)
 def fit_fold_group_task(
     committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np.ndarray, folds: list[int], single_thread: bool,
-    network: torch.nn.Module | None = None,
+    network: torch.nn.Module | None = None, augmented: Any = None,
 ) -> dict[str, Any]:
     """Train one group of folds as one batched network (a unit a task runner can place anywhere).
 
@@ -119,7 +133,7 @@ def fit_fold_group_task(
         torch.set_num_threads(1)  # CPU: one-thread workers, see KFoldCommittee.fold_groups
     if network is None:
         network = committee.init_network(X, Y.shape[1], folds)
-    result = committee.fit_group(X, Y, w, folds, network)
+    result = committee.fit_group(X, Y, w, folds, network, augmented)
     import os
 
     result["pid"] = os.getpid()

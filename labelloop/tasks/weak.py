@@ -75,16 +75,28 @@ def fit_label_model_task(L: np.ndarray, y_known: np.ndarray, config: LabelloopCo
     weak = config.weak
     votes = Votes.from_matrix(L, n_classes=len(config.dataset.classes))
     if weak.label_model == "majority":
-        model = MajorityVote(tie_break="prior")
-    elif weak.label_model == "one_coin":
+        model = MajorityVote(tie_break=weak.tie_break, random_state=config.training.seed, proba=weak.majority_proba,
+                             tie_model=OneCoinDawidSkene(n_iter=weak.n_iter, smoothing=weak.smoothing))
+        model.fit(votes, gold=_gold(weak, y_known))
+        if weak.tie_break != "model":
+            # Learned LF accuracies go beside the empirical ones (agreement with the majority is no estimate):
+            # from a one-coin fit on the same votes, whose convergence is then what the report states.
+            learned = OneCoinDawidSkene(n_iter=weak.n_iter, smoothing=weak.smoothing).fit(votes, gold=_gold(weak, y_known))
+            model.accuracies_, model.tie_model_ = learned.accuracies_, learned
+            model.n_iter_, model.converged_, model.loss_history_ = learned.n_iter_, learned.converged_, learned.loss_history_
+        return model
+    if weak.label_model == "one_coin":
         model = OneCoinDawidSkene(n_iter=weak.n_iter, smoothing=weak.smoothing)
     else:
         model = DawidSkene(n_iter=weak.n_iter, smoothing=weak.smoothing)
-    gold = None
+    return model.fit(votes, gold=_gold(weak, y_known))
+
+
+def _gold(weak: Any, y_known: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if weak.use_gold and (y_known >= 0).any():
         idx = np.flatnonzero(y_known >= 0)
-        gold = (idx, y_known[idx])
-    return model.fit(votes, gold=gold)
+        return idx, y_known[idx]
+    return None
 
 
 @task(cache_policy=NO_CACHE)
@@ -100,7 +112,7 @@ def analyse_task(L: np.ndarray, lfs: list[LabelingFunction], y_known: np.ndarray
 
 @task(cache_policy=NO_CACHE)
 def store_weak_labels_task(store: Store, dataset: str, item_ids: np.ndarray, L: np.ndarray, posteriors: np.ndarray,
-                           version: str, run_id: str) -> dict[str, int]:
+                           version: str, run_id: str, labels: np.ndarray | None = None) -> dict[str, int]:
     """Append ``weak`` rows for covered items; retract older LF sets' opinions on items this set no longer covers.
 
     Dedupe keys hold the LF-set version, the item and the rounded probabilities,
@@ -110,10 +122,12 @@ def store_weak_labels_task(store: Store, dataset: str, item_ids: np.ndarray, L: 
     covered = (L != -1).any(axis=1)
 
     def rows():
-        for item_id, p in zip(item_ids[covered], posteriors[covered]):
+        # The label is the model's prediction (a majority tie decided by tie_break), not the first tied class.
+        chosen = np.asarray(labels) if labels is not None else np.asarray(posteriors).argmax(1)
+        for item_id, p, label in zip(item_ids[covered], posteriors[covered], chosen[covered]):
             p = np.asarray(p, dtype=np.float32)
             digest = hashlib.sha1(np.round(p, 4).tobytes()).hexdigest()[:10]
-            yield LabelIn(int(item_id), int(p.argmax()), "weak", source, confidence=float(p.max()), probs=p,
+            yield LabelIn(int(item_id), int(label), "weak", source, confidence=float(p.max()), probs=p,
                           run_id=run_id, dedupe_key=f"weak:{source}:{int(item_id)}:{digest}")
 
     written = store.add_labels(rows())

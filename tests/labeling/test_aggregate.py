@@ -175,3 +175,39 @@ def test_bad_fit_inputs_are_refused():
         MajorityVote(tie_break="coin").fit(votes)
     with pytest.raises(ValueError, match=r"n_iter must be an int >= 1 \(got 0\)"):
         DawidSkene(n_iter=0).fit(votes)
+
+
+def test_majority_ties_decided_by_a_learned_model():
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = rng.integers(0, 3, n)
+    good = np.where(rng.random(n) < 0.95, y, (y + 1) % 3)  # a 95 % LF
+    poor = np.where(rng.random(n) < 0.5, y, (y + 2) % 3)  # a 50 % LF
+    fair = np.where(rng.random(n) < 0.8, y, (y + 1) % 3)
+    L = np.stack([good, poor, fair], axis=1)
+    L[rng.random(n) < 0.5, 2] = -1  # the fair LF abstains on half: many 1-1 ties between good and poor
+    votes = Votes.from_matrix(L, n_classes=3)
+    model = MajorityVote(tie_break="model").fit(votes)
+    tied = (L[:, 2] == -1) & (L[:, 0] != L[:, 1])
+    assert tied.sum() > 300
+    assert (model.predict()[tied] == L[tied, 0]).mean() > 0.95  # the learned model trusts the good LF
+    assert (model.predict_proba().argmax(1) == model.predict()).all()
+    assert (model.predict()[tied] == y[tied]).mean() > (MajorityVote(random_state=0).fit(votes).predict()[tied] == y[tied]).mean() + 0.3
+    # learned accuracies and convergence are the tie model's, reported honestly
+    assert model.accuracies_[0] > model.accuracies_[2] > model.accuracies_[1]
+    assert model.converged_ and model.n_iter_ == len(model.loss_history_) > 1
+    assert model.tie_model_.n_iter == 500
+    untied = ~tied & (L[:, 2] != -1)
+    np.testing.assert_allclose(model.predict_proba()[untied].sum(1), 1.0)
+
+
+def test_majority_winner_probabilities_are_snorkels():
+    L = np.array([[0, 0, 1], [0, 1, -1], [2, -1, -1], [1, 1, 2], [-1, -1, -1]])
+    model = MajorityVote(tie_break="prior", proba="winner").fit(Votes.from_matrix(L, n_classes=3))
+    P = model.predict_proba()
+    np.testing.assert_allclose(P[:4], [[1, 0, 0], [0.5, 0.5, 0], [0, 0, 1], [0, 1, 0]])
+    np.testing.assert_allclose(P[4], model.class_prior_)  # no votes: the prior
+    snorkel = pytest.importorskip("snorkel.labeling.model", reason="snorkel is a `bench` extra")
+    np.testing.assert_allclose(P[:4], snorkel.MajorityLabelVoter(cardinality=3).predict_proba(L)[:4])
+    with pytest.raises(ValueError, match=r"proba must be 'shares' or 'winner' \(got 'soft'\)"):
+        MajorityVote(proba="soft").fit(Votes.from_matrix(L, n_classes=3))

@@ -75,7 +75,7 @@ def test_crowd_aggregator_excludes_flagged_and_beats_majority():
     mv = CrowdAggregator(method="majority", min_gold_accuracy=0.0).fit(votes, 3)
     assert acc > np.mean(mv.predict() == truth[mv.items_])
     assert np.allclose(agg.posteriors_.sum(1), 1)
-    with pytest.raises(ValueError, match="method must be 'dawid_skene' or 'majority', got 'em'"):
+    with pytest.raises(ValueError, match="method must be one of 'dawid_skene', 'one_coin', 'majority', got 'em'"):
         CrowdAggregator(method="em").fit(votes, 3)
 
 
