@@ -60,11 +60,13 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
         ]
         if config.collect.sites:  # scrape sources feed the store before the import of files
             stages.insert(0, ("collect", collect_flow))
+        why: str | None = None
         for name, stage in stages:
             _notify(name, "start")
             # -- stages that need labels wait for them (a project that starts from the web has none yet) --
-            why = _why_no_labels(config_path) if name in NEEDS_LABELS else None
-            if why:
+            if name == NEEDS_LABELS[0]:  # one look at the labels: the stages after it see the same ones
+                why = _why_no_labels(config_path)
+            if name in NEEDS_LABELS and why:
                 print(f"stage {name} skipped: {why}")
                 summaries[name] = {"skipped": True, "reason": why}
                 _notify(name, f"skipped: {why}")
