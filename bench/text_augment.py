@@ -48,7 +48,7 @@ from _common import row, write_results  # noqa: E402
 from prepare import load_fortunes, split  # noqa: E402
 
 from labelloop.config import TrainingConfig  # noqa: E402
-from labelloop.models.ensemble import KFoldEnsemble  # noqa: E402
+from labelloop.models.ensemble import KFoldCommittee  # noqa: E402
 from labelloop.models.features import embed_texts  # noqa: E402
 from labelloop.models.text_augment import AugmentedRows, TextAugmenter  # noqa: E402
 
@@ -60,10 +60,10 @@ AUGMENTERS = {
 }
 
 
-def committee(seed: int) -> KFoldEnsemble:
+def committee(seed: int) -> KFoldCommittee:
     """The committee a `training: {model: mlp}` config builds (its defaults), on CPU."""
     t = TrainingConfig(model="mlp", seed=seed)
-    return KFoldEnsemble(
+    return KFoldCommittee(
         model="mlp", model_params=t.mlp.model_dump(), n_splits=t.folds, epochs=t.epochs, min_steps=t.min_steps,
         batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, schedule=t.schedule, patience=t.patience,
         n_classes=4, device="cpu", seed=seed,

@@ -905,7 +905,7 @@ class LabelloopConfig(Section):
             t.model = "cnn" if self.dataset.modality == "image" else "mlp"
         if t.model == "cnn" and self.dataset.modality != "image":
             raise ValueError(f"training.model 'cnn' needs image items (dataset.modality is {self.dataset.modality!r})")
-        if t.augment and t.model != "cnn":
+        if t.augment and not t.text_augment and t.model != "cnn":
             raise ValueError(f"training.augment applies to model 'cnn' only (got model {t.model!r}); use feature_noise")
         return self
 

@@ -134,14 +134,14 @@ def test_copies_are_cached_by_content_hash(fortunes, tmp_path, monkeypatch):
 
 
 def test_copies_train_only_in_their_originals_folds():
-    from labelloop.models.ensemble import KFoldEnsemble
+    from labelloop.models.ensemble import KFoldCommittee
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 5)).astype(np.float32)
     y = np.repeat([0, 1, 2], 10)
     Y, w = np.eye(3, dtype=np.float32)[y], np.ones(30, np.float32)
     rows = AugmentedRows(X[[0, 0, 7, 29]] + 0.01, np.array([0, 0, 7, 29]), np.array([1.0, 1.0, 0.5, 1.0], np.float32))
-    folds = KFoldEnsemble(model="mlp", n_splits=3).fold_plan(y)
+    folds = KFoldCommittee(model="mlp", n_splits=3).fold_plan(y)
     X2, Y2, w2, tr = augmented_folds(X, Y, w, [t for t, _ in folds], rows)
     assert X2.shape == (34, 5) and (Y2[30:].argmax(1) == y[[0, 0, 7, 29]]).all()
     np.testing.assert_allclose(w2[30:], [1.0, 1.0, 0.5, 1.0])
