@@ -34,9 +34,10 @@ training:
   model: cnn                 # the loop's one committee: 5 small CNNs, one per fold (CUDA + AMP when present)
   folds: 5
   seed: 0
+  epochs: 40                 # 20 epochs left the pool's hard residue under-fitted (81 % vs 91 % on it, turn 4)
   cnn: {channels: [16, 32], hidden: 64}
   augment:                   # albumentations, applied to training images only
-    - {Affine: {rotate: [-10, 10], translate_px: [-1, 1]}}
+    - {Affine: {rotate: [-10, 10], scale: [0.9, 1.1]}}   # no shift: 1 px is an eighth of an 8x8 digit
     - {GaussNoise: {std_range: [0.02, 0.05]}}
 
 evaluation:

@@ -33,7 +33,7 @@ from labelloop.models import metrics
 from labelloop.models.ensemble import KFoldCommittee
 from labelloop.models.outputs import CommitteeOutputs, file_sha256
 from labelloop.models.text_augment import AugmentedRows, rows_of
-from labelloop.tasks.model import model_version, record_outputs, training_set
+from labelloop.tasks.model import model_version, prior_aligned_weights, record_outputs, training_set
 from labelloop.tasks.training import (
     POOL_CHUNK,
     build_committee,
@@ -115,36 +115,48 @@ def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -
     ids = data["train_ids"]
     n_classes = Y.shape[1]
     used = np.arange(len(X))
-    copies = data.get("augmented")
-    committee = fit_committee(build_committee(config), X, Y, w, ids, copies)
+    from labelloop.labeling.pseudo import estimate_prior, select_pseudo_labels
+
+    copies = data.get("augmented")  # text copies of training rows (training.augment), or None
     info: dict[str, Any] = {"fallback": False, "fallback_reason": "", "rounds": 0, "inner_pseudo": 0,
                             "termination": "supervised", "augmented_copies": len(copies) if copies is not None else 0}
     pseudo = kinds == "pseudo"
     firm = _firm_rows(kinds)
+    labels = data["labels"]
+    w_fit = w
     if pseudo.any() and st.fallback and (~pseudo).sum() >= config.training.folds:
         keep = np.flatnonzero(~pseudo)
         supervised = fit_committee(build_committee(config), X[keep], Y[keep], w[keep], ids[keep],
                                    rows_of(copies, keep))
+        # Standing pseudo-labels are the confident part of the pool, not a random sample of it: align their
+        # class mass to the prior the supervised committee sees over everything a person did not label.
+        seen = [predict_pool(supervised, part)[0].mean(0) for part in (X[pseudo], data["X_pool"]) if len(part)]
+        prior = estimate_prior(labels[keep], np.concatenate(seen), n_classes)
+        w_fit = w.copy()
+        w_fit[pseudo] = prior_aligned_weights(labels[pseudo], w[pseudo], prior)
+        committee = fit_committee(build_committee(config), X, Y, w_fit, ids, copies)
         rows = np.flatnonzero(firm & ~pseudo)
         pos = np.searchsorted(keep, rows)
-        decision = _decide(data["labels"][rows], supervised.oof_proba_[pos], committee.oof_proba_[rows])
+        decision = _decide(labels[rows], supervised.oof_proba_[pos], committee.oof_proba_[rows])
         info.update(acc_with_pseudo=decision.acc_with, acc_without_pseudo=decision.acc_without,
                     fallback_reason=decision.reason, termination="standing pseudo-labels kept")
         if not decision.use_pseudo:
             committee, used = supervised, keep
             info.update(fallback=True, termination="fallback: supervised-only")
             print(f"model: pseudo-labels do not help ({decision.reason}); supervised-only committee this turn")
+    else:
+        committee = fit_committee(build_committee(config), X, Y, w, ids, copies)
     extra = np.zeros(0, np.int64)
     if st.enabled and st.rounds and len(data["X_pool"]):
         base_X, base_Y, base_w = X[used], Y[used], w[used]
         base_firm = np.flatnonzero(firm[used])
-        y_used = data["labels"][used]
-        from labelloop.labeling.pseudo import select_pseudo_labels
-
+        base_pseudo = np.flatnonzero(pseudo[used])
+        y_used = labels[used]
         for r in range(1, st.rounds + 1):
             members, _, _ = predict_pool(committee, data["X_pool"])
+            pool_proba = members.mean(0)
             counts = np.bincount(y_used[base_firm], minlength=n_classes)
-            sel = select_pseudo_labels(members.mean(0), members, n_labeled_per_class=counts,
+            sel = select_pseudo_labels(pool_proba, members, n_labeled_per_class=counts,
                                        threshold=st.threshold, min_agreement=st.min_agreement,
                                        step=min(1.0, st.step * r), budget=config.selection.pseudo_budget,
                                        min_threshold=st.min_threshold)
@@ -152,11 +164,19 @@ def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -
             if len(idx) == 0 or np.array_equal(np.sort(idx), np.sort(extra)):
                 info["termination"] = "no_change"
                 break
+            # All pseudo-labels (standing and this round's) together follow the prior over the non-firm items.
+            oof_pseudo = np.nan_to_num(committee.oof_proba_[base_pseudo], nan=1.0 / n_classes)
+            prior = estimate_prior(y_used[base_firm], np.concatenate([oof_pseudo, pool_proba]), n_classes)
+            new_labels = np.asarray(sel.label, np.int64)
+            aligned = prior_aligned_weights(np.r_[y_used[base_pseudo], new_labels],
+                                            np.r_[base_w[base_pseudo], np.asarray(sel.confidence, np.float32)], prior)
+            round_w = base_w.copy()
+            round_w[base_pseudo] = aligned[: len(base_pseudo)]
             new = fit_committee(
                 build_committee(config),
                 np.concatenate([base_X, data["X_pool"][idx]]),
-                np.concatenate([base_Y, np.eye(n_classes, dtype=np.float32)[np.asarray(sel.label)]]),
-                np.concatenate([base_w, np.asarray(sel.confidence, np.float32)]),
+                np.concatenate([base_Y, np.eye(n_classes, dtype=np.float32)[new_labels]]),
+                np.concatenate([round_w, aligned[len(base_pseudo):]]),
                 augmented=rows_of(copies, used),  # the base rows come first: their copies keep their positions
             )
             decision = _decide(y_used[base_firm], committee.oof_proba_[base_firm], new.oof_proba_[base_firm])

@@ -10,10 +10,12 @@ Each piece works alone on plain arrays (library code: no Prefect here):
 - :func:`estimate_prior`, :func:`adaptive_thresholds`, :func:`balanced_counts`,
   :func:`select_pseudo_labels` -- the selection rule: an item becomes a
   pseudo-label only with high calibrated confidence *and* agreement of the
-  committee members, and every class's share of the selection stays within
-  ``max_share_gap`` of its estimated prior, so the selection cannot collapse
-  onto one class the way sklearn's ``SelfTrainingClassifier(criterion="k_best")``
-  does at 1-2 % labels.
+  committee members; classes are taken at one pace in proportion to their
+  estimated prior, and no class's share of the selection may exceed its prior
+  by more than ``max_share_gap``, so the selection cannot collapse onto one
+  class the way sklearn's ``SelfTrainingClassifier(criterion="k_best")`` does
+  at 1-2 % labels, while one hard class with no candidates does not stop the
+  others when they can absorb its share within that cap.
 - :func:`pseudo_labels_help` -- the fallback rule: pseudo-labels are kept only
   when the committee trained with them is at least as accurate on the
   out-of-fold firm labels as the committee trained without them.
@@ -314,20 +316,38 @@ def class_balanced_select(
 
 
 def balanced_counts(
-    available: ArrayLike, prior: ArrayLike, max_share_gap: float = 0.05, max_total: int | None = None
+    available: ArrayLike,
+    prior: ArrayLike,
+    max_share_gap: float = 0.05,
+    max_total: int | None = None,
+    min_pace: float = 0.0,
 ) -> NDArray[np.int64]:
-    """How many pseudo-labels to take per class: as many as possible in total,
-    with every class's share within ``max_share_gap`` of its prior.
+    """How many pseudo-labels to take per class: proportional quotas at one pace.
 
-    ``available[c]`` is how many items pass the bar for class ``c``. A class
-    whose prior exceeds ``max_share_gap`` must get its share, so a class with
-    no candidate at all holds the whole selection back rather than letting the
-    others take over (that is the collapse this rule exists to prevent).
+    Class ``c`` gets ``min(available[c], floor(r * prior[c]))`` (``available[c]``:
+    how many items pass the bar for class ``c``) for the largest pace ``r``
+    at which every class's share of the total stays within ``max_share_gap``
+    of its prior (and the total within ``max_total``). So the classes the
+    teacher likes never take over, and a class short of candidates sets the
+    pace for all -- hard classes are not starved further while the model
+    learns the easy ones (measured: letting them fall behind drops digits at
+    2 % labels from 89.6 to 77.8 %, two classes vanish from the pseudo-labels).
+
+    Only up to ``min_pace`` may a short class fall further behind: there the
+    others still get ``floor(min_pace * prior[c])`` while it gives all it has,
+    as long as no share exceeds ``prior + max_share_gap``. The selection
+    passes the number of labeled items, so a class with no candidate yet
+    cannot veto a slow start, and the cap still stops a binary selection
+    whose other class has nothing.
 
     >>> balanced_counts([100, 10], [0.75, 0.25], 0.05).tolist()
     [40, 10]
-    >>> balanced_counts([0, 50], [0.5, 0.5], 0.05).tolist()
+    >>> balanced_counts([0, 50], [0.5, 0.5], 0.05, min_pace=40).tolist()
     [0, 0]
+    >>> balanced_counts([0] + [50] * 9, [0.1] * 10, 0.05).sum()
+    np.int64(0)
+    >>> balanced_counts([0] + [50] * 9, [0.1] * 10, 0.05, min_pace=30).tolist()
+    [0, 3, 3, 3, 3, 3, 3, 3, 3, 3]
     """
     a = np.asarray(available, dtype=np.int64)
     p = np.asarray(prior, dtype=np.float64)
@@ -337,55 +357,43 @@ def balanced_counts(
         raise ValueError(f"available must be >= 0, got {a.tolist()}")
     if not 0.0 <= max_share_gap <= 1.0:
         raise ValueError(f"max_share_gap must be in [0, 1], got {max_share_gap}")
-    p = p / p.sum()
-    lo_share, hi_share = np.maximum(p - max_share_gap, 0.0), np.minimum(p + max_share_gap, 1.0)
+    if max_total is not None and max_total < 0:
+        raise ValueError(f"max_total must be >= 0 or None, got {max_total}")
+    if min_pace < 0:
+        raise ValueError(f"min_pace must be >= 0, got {min_pace}")
+    p = np.maximum(p / p.sum(), _EPS)
+    hi_share, lo_share = p + max_share_gap, p - max_share_gap
 
-    def bounds(total: int) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
-        lo = np.ceil(lo_share * total - 1e-9).astype(np.int64)
-        cap = np.minimum(a, np.floor(hi_share * total + 1e-9).astype(np.int64))
-        if (lo > cap).any() or lo.sum() > total or cap.sum() < total:
+    def counts(r: float) -> NDArray[np.int64] | None:
+        n = np.minimum(a, np.floor(r * p + 1e-9).astype(np.int64))
+        total = int(n.sum())
+        if total == 0:
+            return n
+        if (n > hi_share * total + 1e-9).any() or (max_total is not None and total > max_total):
             return None
-        return lo, cap
+        if r > min_pace and (n < lo_share * total - 1e-9).any():
+            return None
+        return n
 
-    upper = int(a.sum()) if max_total is None else min(int(a.sum()), int(max_total))
-    must = lo_share > 0
-    if must.any():  # a class that must be represented bounds the total: lo_share * total <= available
-        upper = min(upper, int(np.floor((a[must] / lo_share[must]).min() + 1e-9)))
-    # Rounding makes feasibility non-monotone at small totals: scan down from the bound (cheap O(C) checks);
-    # far from it, bisect first.
-    total, found = upper, None
-    while total >= 0 and found is None:
-        floor_t = max(total - 512, -1)
-        for t in range(total, floor_t, -1):
-            found = bounds(t)
-            if found is not None:
-                total = t
-                break
+    # Both conditions hold on an interval [0, r*] up to floor rounding: bisect, and also try the paces at
+    # which a class runs out and min_pace itself (exact there, where the floors matter at small counts).
+    best = np.zeros_like(a)
+    saturation = a / p
+    lo_r, hi_r = 0.0, float(max(saturation.max(), min_pace)) + 1.0
+    for _ in range(80):
+        mid = (lo_r + hi_r) / 2
+        n = counts(mid)
+        if n is None:
+            hi_r = mid
         else:
-            lo_t, hi_t = 0, floor_t
-            while lo_t < hi_t:  # largest feasible total below the scanned window
-                mid = (lo_t + hi_t + 1) // 2
-                lo_t, hi_t = (mid, hi_t) if bounds(mid) is not None else (lo_t, mid - 1)
-            total = lo_t if floor_t >= 0 else -1
-            found = bounds(total) if total >= 0 else None
-    if found is None:
-        return np.zeros_like(a)
-    lo, cap = found
-    # Water-filling: the largest lam with sum(clip(floor(lam p), lo, cap)) <= total, then top up by one.
-    lo_l, hi_l = 0.0, float(total) / max(p.min(), _EPS) + 1.0
-    for _ in range(64):
-        mid = (lo_l + hi_l) / 2
-        if np.clip(np.floor(mid * p), lo, cap).sum() <= total:
-            lo_l = mid
-        else:
-            hi_l = mid
-    n = np.clip(np.floor(lo_l * p), lo, cap).astype(np.int64)
-    short = total - int(n.sum())
-    if short > 0:  # the rest to the classes furthest below their prior share that still have room
-        room = np.flatnonzero(n < cap)
-        order = room[np.argsort(n[room] - p[room] * total, kind="stable")]
-        n[order[:short]] += 1
-    return n
+            lo_r = mid
+            if n.sum() > best.sum():
+                best = n
+    for r in np.r_[saturation * (1 + 1e-12), min_pace]:
+        n = counts(float(r))
+        if n is not None and n.sum() > best.sum():
+            best = n
+    return best
 
 
 class PseudoLabels(NamedTuple):
@@ -415,8 +423,12 @@ def select_pseudo_labels(
     (:func:`adaptive_thresholds`) and at least ``min_agreement`` of the members
     vote for it. Per class at most ``step`` of its estimated unlabeled mass
     (``step * prior[c] * n``) is taken, most confident first, and the counts
-    follow :func:`balanced_counts`: every class's share of the selection is
-    within ``max_share_gap`` of ``prior``.
+    follow :func:`balanced_counts`: every class's share of the selection stays
+    within ``max_share_gap`` of ``prior`` (it never collapses onto one class),
+    except that a class short of candidates cannot hold the others below a
+    pace of ``n_labeled`` (the others then get ``prior[c] * n_labeled``, no
+    share above ``prior + max_share_gap``) -- one hard class does not veto a
+    slow start, nor can it be left far behind.
 
     Parameters
     ----------
@@ -427,7 +439,8 @@ def select_pseudo_labels(
     prior : array (C,), optional
         Class prior; default :func:`estimate_prior` from ``n_labeled_per_class`` and ``proba``.
     n_labeled_per_class : array (C,), optional
-        Labeled counts per class, for the default prior.
+        Labeled counts per class: the default prior, and their total is the
+        pace a class short of candidates cannot hold the others below.
     threshold, min_threshold : float
         Confidence bar of a well-learnt class and its adaptive floor.
     min_agreement : float, default=0.8
@@ -472,10 +485,10 @@ def select_pseudo_labels(
         agreement = (M.argmax(axis=2) == pred[None]).mean(axis=0)
     else:
         agreement = np.ones(n)
+    counts = np.zeros(c) if n_labeled_per_class is None else np.asarray(n_labeled_per_class, dtype=np.float64)
+    if counts.shape != (c,) or (counts < 0).any():
+        raise ValueError(f"n_labeled_per_class must be {c} counts >= 0, got shape {counts.shape}")
     if prior is None:
-        counts = np.zeros(c) if n_labeled_per_class is None else np.asarray(n_labeled_per_class, dtype=np.float64)
-        if counts.shape != (c,):
-            raise ValueError(f"n_labeled_per_class must have shape ({c},), got {counts.shape}")
         pri = estimate_prior(np.repeat(np.arange(c), counts.astype(np.int64)), P[ok], c)
     else:
         pri = np.asarray(prior, dtype=np.float64)
@@ -487,7 +500,7 @@ def select_pseudo_labels(
     ok &= (conf >= thresholds[pred]) & (agreement >= min_agreement)
     quotas = np.floor(step * pri * n_pool + 1e-9).astype(np.int64)
     available = np.minimum(np.bincount(pred[ok], minlength=c), quotas)
-    take = balanced_counts(available, pri, max_share_gap, budget)
+    take = balanced_counts(available, pri, max_share_gap, budget, min_pace=float(counts.sum()))
     # most confident first within each class: sort by (class, -confidence) once
     cand = np.flatnonzero(ok)
     cand = cand[np.lexsort((-conf[cand], pred[cand]))]
@@ -717,9 +730,10 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
                 T, voters = M.mean(axis=0), M
                 record_w = 1.0
             prior = estimate_prior(y[lab], T, c)
-            sel = select_pseudo_labels(T, voters, prior=prior, threshold=self.threshold,
-                                       min_agreement=self.min_agreement, step=min(1.0, self.step * it),
-                                       min_threshold=self.min_threshold, max_share_gap=self.max_share_gap)
+            sel = select_pseudo_labels(T, voters, prior=prior, n_labeled_per_class=np.bincount(y[lab], minlength=c),
+                                       threshold=self.threshold, min_agreement=self.min_agreement,
+                                       step=min(1.0, self.step * it), min_threshold=self.min_threshold,
+                                       max_share_gap=self.max_share_gap)
             new = np.full(len(unl), -1, dtype=np.int64)
             new[sel.index] = sel.label
             n_new = int(((new >= 0) & (pseudo < 0)).sum())

@@ -124,6 +124,46 @@ def test_balanced_counts_keep_every_share_near_the_prior(seed):
     # and it is not empty when every class has plenty
     full = balanced_counts(np.full(c, 1000), prior, 0.05)
     assert full.sum() >= 1000 and np.abs(full / full.sum() - prior).max() <= 0.05 + 1e-9
+    assert balanced_counts(np.full(c, 1000), prior, 0.05, max_total=100).sum() <= 100
+    # with a floor pace, the starved class may fall behind -- but no share ever exceeds prior + gap,
+    # only a class that gave every candidate falls below prior - gap, and nobody goes beyond the floor then
+    pace = float(rng.integers(20, 200))
+    m = balanced_counts(available, prior, 0.05, min_pace=pace)
+    assert (m <= available).all() and m.sum() >= n.sum()
+    if m.sum():
+        share = m / m.sum()
+        assert (share <= prior + 0.05 + 1e-9).all()
+        short = share < prior - 0.05 - 1e-9
+        assert (m[short] == available[short]).all()
+        if short.any():
+            assert (m <= np.floor(pace * prior / prior.sum() + 1e-6)).all()
+        if c == 2:
+            assert np.abs(share - prior).max() <= 0.05 + 1e-9
+
+
+def test_a_class_without_candidates_slows_the_others_to_the_floor_pace_without_vetoing():
+    prior = np.full(10, 0.1)
+    assert balanced_counts(np.r_[0, np.full(9, 200)], prior, 0.05).sum() == 0  # strict: it vetoes
+    n = balanced_counts(np.r_[0, np.full(9, 200)], prior, 0.05, min_pace=40)
+    assert n.tolist() == [0] + [4] * 9  # the others go on at the floor pace, not faster
+    # a few candidates: the class gives them all; far from the floor, shares are back within the gap
+    n = balanced_counts(np.r_[15, np.full(9, 200)], prior, 0.05, min_pace=40)
+    assert n[0] == 15 and np.abs(n / n.sum() - prior).max() <= 0.05 + 1e-9 and n.sum() > 150
+    # the cap still holds at the floor: a binary selection whose other class has nothing stays empty
+    assert balanced_counts([200, 0], [0.75, 0.25], 0.05, min_pace=1000).sum() == 0
+    assert balanced_counts([0, 50, 50], [0.4, 0.3, 0.3], 0.05, min_pace=1000).sum() == 0
+    # the same through the selection: the labeled items set the floor pace
+    rng = np.random.default_rng(1)
+    y = rng.integers(1, 10, size=3000)
+    P = np.full((3000, 10), 0.01)
+    P[np.arange(3000), y] = 0.91
+    assert len(select_pseudo_labels(P, prior=prior).label) == 0
+    sel = select_pseudo_labels(P, prior=prior, n_labeled_per_class=np.full(10, 5))
+    assert np.bincount(sel.label, minlength=10).tolist() == [0] + [5] * 9
+    with pytest.raises(ValueError, match=r"min_pace must be >= 0, got -1"):
+        balanced_counts([1, 2], [0.5, 0.5], min_pace=-1)
+    with pytest.raises(ValueError, match=r"n_labeled_per_class must be 10 counts >= 0"):
+        select_pseudo_labels(P, n_labeled_per_class=[1, 2])
 
 
 def test_selection_does_not_collapse_onto_the_class_the_teacher_prefers():
