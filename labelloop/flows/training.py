@@ -219,6 +219,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         outputs = _saved_outputs(out_dir)
         resumed = outputs is not None
         committee = None
+        fit_part: list[tuple[str, np.ndarray, np.ndarray]] = []
         pids: list[int] = []
         if outputs is None:
             data = prepare_training_task(config, store, resolution, mask)
@@ -247,6 +248,12 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
                 info=info,
             )
             manifest, digest = outputs.save(out_dir)
+            # Items of a class with fewer labels than folds are never held out, so they have no out-of-fold
+            # opinion: they get the committee's own (in-sample) one, written apart as part "fit".
+            unseen = np.isnan(outputs.oof_proba[:, 0])
+            if unseen.any():
+                in_sample = committee.predict_proba(data["X_train"][used][unseen])
+                fit_part = [("fit", outputs.train_ids[unseen], in_sample)]
         else:
             manifest = out_dir / "outputs.json"
             digest = file_sha256(manifest)
@@ -254,7 +261,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         info = outputs.info
         oof = np.asarray(outputs.oof_proba)
         seen = ~np.isnan(oof[:, 0])
-        parts = [("oof", np.asarray(outputs.train_ids)[seen], oof[seen])]
+        parts = [("oof", np.asarray(outputs.train_ids)[seen], oof[seen]), *fit_part]
         max_rows = config.training.max_pool_rows
         if max_rows is None or len(outputs.pool_ids) <= max_rows:
             parts.append(("pool", np.asarray(outputs.pool_ids), outputs.pool_proba))

@@ -333,8 +333,10 @@ def test_receiver_down_the_cron_sync_catches_up(project):
     wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, "the cron sync's row")
     rows = rows_of(project.config, bot_email(ANNOTATOR))
     assert len(rows) == len(before) + 1 and CLASSES[int(rows.iloc[-1]["label"])] == new
-    runs = runs_of(project.state.server.api_url, f"{DATASET}-crowd-sync")
-    assert any(r.created_by is None or r.created_by.type != "AUTOMATION" for r in runs if r.state.is_completed())
+    # The row is written before the cron's flow run reports Completed: wait for that state, then check who ran it.
+    wait_for(lambda: any(r.created_by is None or r.created_by.type != "AUTOMATION"
+                         for r in runs_of(project.state.server.api_url, f"{DATASET}-crowd-sync")
+                         if r.state.is_completed()), 120, "a completed crowd-sync run not started by an automation")
     again = labelloop_cli("up", "-c", str(project.path))  # `up` brings the receiver back on the same port
     assert again.returncode == 0 and "webhook-receiver" in again.stdout
     back = ServiceState.load(project.config).webhooks
