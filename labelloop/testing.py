@@ -19,12 +19,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.1) -> T:
-    """Poll ``predicate`` until it returns something truthy; ``TimeoutError`` after ``timeout`` s."""
+def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; ``TimeoutError`` naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise TimeoutError(f"condition not met within {timeout} s")
+    raise TimeoutError(f"{what}: not met within {timeout} s")

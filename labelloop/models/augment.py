@@ -64,6 +64,25 @@ __all__ = [
 BATCHED = ("Affine", "GaussNoise", "HorizontalFlip", "VerticalFlip")
 
 
+def split_entry(index: int, entry: Any, example: str) -> tuple[str, str, dict[str, Any]]:
+    """One ``augment`` list entry (``Name`` or ``{Name: {params}}``) as ``(where, name, params)``.
+
+    >>> split_entry(0, {"Affine": None}, "{Affine: {}}")
+    ('augment[0]', 'Affine', {})
+    """
+    where = f"augment[{index}]"
+    if isinstance(entry, str):
+        name, params = entry, {}
+    elif isinstance(entry, dict) and len(entry) == 1:
+        name, params = next(iter(entry.items()))
+        params = {} if params is None else params
+    else:
+        raise ValueError(f"{where}: expected a one-key mapping like {example} (got {entry!r})")
+    if not isinstance(params, dict):
+        raise ValueError(f"{where}: {name}: parameters must be a mapping (got {params!r})")
+    return where, str(name), params
+
+
 def build_transform(index: int, entry: Any) -> Any:
     """Build one albumentations transform from a ``{Name: {param: value}}`` entry.
 
@@ -76,16 +95,7 @@ def build_transform(index: int, entry: Any) -> Any:
     import albumentations as A
     from albumentations.core.transforms_interface import BasicTransform
 
-    where = f"augment[{index}]"
-    if isinstance(entry, str):
-        name, params = entry, {}
-    elif isinstance(entry, dict) and len(entry) == 1:
-        name, params = next(iter(entry.items()))
-        params = {} if params is None else params
-    else:
-        raise ValueError(f"{where}: expected a one-key mapping like {{Affine: {{rotate: [-10, 10]}}}} (got {entry!r})")
-    if not isinstance(params, dict):
-        raise ValueError(f"{where}: {name}: parameters must be a mapping (got {params!r})")
+    where, name, params = split_entry(index, entry, "{Affine: {rotate: [-10, 10]}}")
     cls = getattr(A, str(name), None)
     if not (isinstance(cls, type) and issubclass(cls, BasicTransform)):
         raise ValueError(f"{where}: unknown albumentations transform {name!r}")

@@ -401,16 +401,11 @@ def parse_text_pipeline(entries: Sequence[Any] | None) -> list[Any]:
     ...
     ValueError: augment[0]: SynonymReplacement: bad parameter 'p': Input should be less than or equal to 1 (got 2)
     """
+    from labelloop.models.augment import split_entry  # the one reader of augment entries
+
     out = []
     for index, entry in enumerate(entries or []):
-        where = f"augment[{index}]"
-        if isinstance(entry, str):
-            name, params = entry, {}
-        elif isinstance(entry, dict) and len(entry) == 1:
-            name, params = next(iter(entry.items()))
-            params = {} if params is None else params
-        else:
-            raise ValueError(f"{where}: expected a one-key mapping like {{BackTranslation: {{pivots: [spa]}}}} (got {entry!r})")
+        where, name, params = split_entry(index, entry, "{BackTranslation: {pivots: [spa]}}")
         if name not in TEXT_TRANSFORMS:
             raise ValueError(f"{where}: unknown text transform {name!r}; expected one of {sorted(TEXT_TRANSFORMS)}")
         if not isinstance(params, dict):

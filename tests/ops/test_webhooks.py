@@ -10,6 +10,7 @@ import pytest
 
 from labelloop.ops._proc import group_members
 from labelloop.ops.webhooks import ACTIONS, SECRET_HEADER, Throttle, WebhookReceiver, delivery_summary, make_server
+from labelloop.testing import wait_for
 
 SECRET = "s3cret-for-tests"
 
@@ -32,15 +33,6 @@ def receiver():
 def _body(action="ANNOTATION_CREATED", ann_id=7, project=3):
     return {"action": action, "annotation": {"id": ann_id, "project": project, "task": 11},
             "project": {"id": project, "title": "digits crowd alice"}}
-
-
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_refuses_without_the_secret_and_on_other_paths(receiver):
@@ -74,7 +66,7 @@ def test_every_annotation_action_fires_at_once(receiver, action):
                 [{"id": 1, "project": 3}, {"id": 2, "project": 3}], "project": {"id": 3}}
     done = httpx.post(f"{url}/webhooks/label-studio/digits", json=body, headers={SECRET_HEADER: SECRET})
     assert done.status_code == 200
-    assert _wait_for(lambda: len(fired) == 1)
+    wait_for(lambda: len(fired) == 1, timeout=10.0, interval=0.02, what="one event")
     assert fired[0]["actions"] == {action: 1} and fired[0]["projects"] == [3]
     health = httpx.get(f"{url}/health").json()
     assert health["accepted"] == 1 and health["dataset"] == "digits"

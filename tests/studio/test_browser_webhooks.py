@@ -31,6 +31,7 @@ from labelloop.ops.webhooks import SECRET_HEADER, STUDIO_WEBHOOK_ENV
 from labelloop.store import ItemIn, Store, TaskIn
 from labelloop.studio.bots import bot_email
 from labelloop.studio.server import StudioServer
+from labelloop.testing import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +49,6 @@ def labelloop_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProce
     env.pop("PREFECT_API_URL", None)
     return subprocess.run([sys.executable, "-m", "labelloop", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 async def _runs(api_url: str, deployment: str) -> list:
@@ -242,7 +233,7 @@ def test_three_answers_in_the_browser_become_exactly_three_rows(project, browser
         WebDriverWait(browser, 60).until(lambda d: _shown_text(d, texts) != text)
     project.chosen = chosen
 
-    wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) >= 3, 240, "three rows from the webhook path")
+    wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) >= 3, 240, interval=1.0, what="three rows from the webhook path")
     time.sleep(3)  # any further (duplicate) sync would land now
     rows = rows_of(project.config, bot_email(ANNOTATOR))
     assert len(rows) == 3
@@ -278,7 +269,7 @@ def test_an_edit_in_the_browser_appends_one_row(project, browser):
     _press(browser, str(CLASSES.index(new) + 1))
     WebDriverWait(browser, 20).until(lambda d: _radios(d)[new].is_selected())
     _submit(browser)  # Ctrl+Enter = Update
-    wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, "the edit's row")
+    wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, interval=1.0, what="the edit's row")
     time.sleep(3)
     rows = rows_of(project.config, bot_email(ANNOTATOR))
     assert len(rows) == len(before) + 1
@@ -301,9 +292,9 @@ def test_duplicate_deliveries_double_nothing(project):
     for _ in range(2):  # Label Studio retried the same delivery
         reply = httpx.post(receiver.url, json=body, headers={SECRET_HEADER: receiver.secret()})
         assert reply.status_code == 200
-    wait_for(lambda: sum(r.state.is_final() for r in runs_of(api, f"{DATASET}-crowd-sync")) > done_before, 240,
-             "a sync run for the repeated delivery")
-    wait_for(lambda: all(r.state.is_final() for r in runs_of(api, f"{DATASET}-crowd-sync")), 240, "syncs done")
+    wait_for(lambda: sum(r.state.is_final() for r in runs_of(api, f"{DATASET}-crowd-sync")) > done_before, 240, interval=1.0,
+             what="a sync run for the repeated delivery")
+    wait_for(lambda: all(r.state.is_final() for r in runs_of(api, f"{DATASET}-crowd-sync")), 240, interval=1.0, what="syncs done")
     assert rows_of(project.config, bot_email(ANNOTATOR))["id"].tolist() == before["id"].tolist()
 
 
@@ -330,13 +321,13 @@ def test_receiver_down_the_cron_sync_catches_up(project):
     project.path.write_text(yaml.safe_dump(config))
     deployed = labelloop_cli("deploy", "-c", str(project.path))
     assert deployed.returncode == 0, deployed.stderr
-    wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, "the cron sync's row")
+    wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, interval=1.0, what="the cron sync's row")
     rows = rows_of(project.config, bot_email(ANNOTATOR))
     assert len(rows) == len(before) + 1 and CLASSES[int(rows.iloc[-1]["label"])] == new
     # The row is written before the cron's flow run reports Completed: wait for that state, then check who ran it.
     wait_for(lambda: any(r.created_by is None or r.created_by.type != "AUTOMATION"
                          for r in runs_of(project.state.server.api_url, f"{DATASET}-crowd-sync")
-                         if r.state.is_completed()), 120, "a completed crowd-sync run not started by an automation")
+                         if r.state.is_completed()), 120, interval=1.0, what="a completed crowd-sync run not started by an automation")
     again = labelloop_cli("up", "-c", str(project.path))  # `up` brings the receiver back on the same port
     assert again.returncode == 0 and "webhook-receiver" in again.stdout
     back = ServiceState.load(project.config).webhooks
