@@ -150,7 +150,9 @@ class LabelGraph(BaseEstimator):
         self.alpha = alpha
         self.n_iter = n_iter
 
-    def fit(self, X: ArrayLike) -> "LabelGraph":
+    def fit(self, X: ArrayLike, graph: tuple[NDArray, NDArray] | None = None) -> "LabelGraph":
+        """Build the graph(s); ``graph``: a precomputed :func:`knn_graph` of ``X`` with at least
+        ``max(n_neighbors)`` columns (one neighbour search shared with other stages)."""
         ks = (self.n_neighbors,) if isinstance(self.n_neighbors, (int, np.integer)) else tuple(self.n_neighbors)
         if not ks or any(int(k) < 1 for k in ks):
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors!r}")
@@ -162,7 +164,10 @@ class LabelGraph(BaseEstimator):
             raise ValueError(f"a graph needs at least 2 items, got {n}")
         kmax = min(max(ks), n - 1)
         self.X_ = X
-        dist, ind = knn_graph(X, kmax)
+        if graph is not None and graph[1].shape == (n, graph[1].shape[1]) and graph[1].shape[1] >= kmax:
+            dist, ind = graph
+        else:
+            dist, ind = knn_graph(X, kmax)
         self.operators_ = []
         self.sigmas_ = []
         for k in ks:

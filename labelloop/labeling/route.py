@@ -72,13 +72,16 @@ class Routing:
         return self.index[self.queue == queue]
 
 
-def representativeness(X: ArrayLike, n_neighbors: int = 10) -> NDArray[np.float64]:
+def representativeness(
+    X: ArrayLike, n_neighbors: int = 10, graph: tuple[NDArray, NDArray] | None = None
+) -> NDArray[np.float64]:
     """Local density in (0, 1]: ``1 / (1 + mean distance to the k nearest items)``, scaled by its max.
 
     An item in a dense region stands for many others; labeling it teaches the
     model about all of them, an outlier teaches about itself. The neighbours
     come from :func:`labelloop.labeling.pseudo.knn_graph` (approximate beyond
-    a few thousand items), so this is O(N k), not N².
+    a few thousand items), so this is O(N k), not N². ``graph``: a precomputed
+    ``knn_graph(X, k)`` with ``k >= n_neighbors``, to search once per turn.
 
     >>> representativeness(np.array([[0.0], [0.1], [0.2], [5.0]]), 1).round(2).tolist()
     [1.0, 1.0, 1.0, 0.19]
@@ -87,7 +90,8 @@ def representativeness(X: ArrayLike, n_neighbors: int = 10) -> NDArray[np.float6
     n = X.shape[0]
     if n < 2:
         return np.ones(n)
-    d, _ = knn_graph(X, min(n_neighbors, n - 1))
+    k = min(n_neighbors, n - 1)
+    d = graph[0][:, :k] if graph is not None and graph[0].shape[0] == n and graph[0].shape[1] >= k else knn_graph(X, k)[0]
     dens = 1.0 / (1.0 + d.astype(np.float64).mean(axis=1))
     return dens / dens.max()
 
@@ -107,6 +111,7 @@ def route(
     n_neighbors: int = 10,
     pseudo_labels: ArrayLike | None = None,
     expert_picks: ArrayLike | None = None,
+    graph: tuple[NDArray, NDArray] | None = None,
 ) -> Routing:
     """Put every candidate (and every suspect) in exactly one queue.
 
@@ -144,6 +149,8 @@ def route(
         Items proposed for the expert queue in priority order (e.g. an
         active-learning batch from :func:`labelloop.labeling.select.query`);
         taken after the suspects, before the value ranking fills the rest.
+    graph : (dist, ind), optional
+        A precomputed ``knn_graph(X, k)`` (``k >= n_neighbors``) for representativeness.
     """
     P = np.asarray(proba, dtype=np.float64)
     if P.ndim != 2:
@@ -177,7 +184,7 @@ def route(
         disagreement = vote_entropy(M) / np.log(min(M.shape[0], c)) + margin(P)
     else:
         disagreement = margin(P)
-    dens = representativeness(X, n_neighbors) if X is not None else np.ones(n)
+    dens = representativeness(X, n_neighbors, graph) if X is not None else np.ones(n)
     value = disagreement * dens
 
     queue = np.full(n, "", dtype=object)

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.labeling.noise import find_label_errors
+from labelloop.labeling.pseudo import knn_graph
 from labelloop.labeling.route import RouteBudgets, Routing, route
 from labelloop.labeling.select import query
 from labelloop.store import LabelIn, Store, TaskIn
@@ -32,7 +33,8 @@ FIRM_KINDS = ("gold", "expert", "crowd")
 
 
 def _pseudo_labels(config: LabelloopConfig, proba: np.ndarray, members: np.ndarray, firm: np.ndarray,
-                   labels: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, str]:
+                   labels: np.ndarray, X: np.ndarray, knn: tuple[np.ndarray, np.ndarray] | None
+                   ) -> tuple[np.ndarray, str]:
     """Class-balanced pseudo-labels among the non-firm items (-1 = none) and a word on the graph check."""
     from labelloop.labeling.pseudo import LabelGraph, select_pseudo_labels
 
@@ -50,7 +52,7 @@ def _pseudo_labels(config: LabelloopConfig, proba: np.ndarray, members: np.ndarr
         return pseudo, "off"
     # Two views must agree: the committee and label spreading over its embeddings (an O(N k) approximate graph).
     seeds = np.where(firm, labels, -1)
-    spread = LabelGraph(n_neighbors=tuple(st.n_neighbors), alpha=st.alpha).fit(X).spread(seeds, n_classes)
+    spread = LabelGraph(n_neighbors=tuple(st.n_neighbors), alpha=st.alpha).fit(X, knn).spread(seeds, n_classes)
     disagree = (pseudo >= 0) & (spread.argmax(1) != pseudo)
     pseudo[disagree] = -1
     return pseudo, f"on ({int(disagree.sum())} pseudo-labels dropped where label spreading disagreed)"
@@ -85,12 +87,15 @@ def outputs_task(config: LabelloopConfig, store: Store) -> dict[str, Any]:
     # Trained items have one out-of-fold opinion: every member "says" it (no member disagreement to report).
     members = np.concatenate([np.broadcast_to(oof.astype(np.float32), (k, n_t, n_classes)), members_pool], axis=1)
     X = np.asarray(out.embeddings, np.float32)
+    # One neighbour search per turn, shared by label spreading and representativeness (the turn's costliest step).
+    k = max([*config.self_training.n_neighbors, config.selection.representativeness_neighbors])
+    knn = knn_graph(X, min(k, len(X) - 1)) if len(X) >= 2 else None
     pseudo, graph = (np.full(len(ids), -1, np.int64), "off")
     if config.self_training.enabled:
-        pseudo, graph = _pseudo_labels(config, proba, members, firm, labels, X)
+        pseudo, graph = _pseudo_labels(config, proba, members, firm, labels, X, knn)
     return {"ids": ids, "X": X, "kinds": kinds, "labels": labels, "firm": firm, "proba": proba, "pseudo": pseudo,
             "members": members, "oof": np.asarray(out.oof_proba), "n_trained": n_t, "info": out.info,
-            "graph": graph, "folds": config.training.folds, "seed": config.training.seed}
+            "graph": graph, "knn": knn, "folds": config.training.folds, "seed": config.training.seed}
 
 
 @task(cache_policy=NO_CACHE)
@@ -123,6 +128,7 @@ def route_task(config: LabelloopConfig, fitted: dict[str, Any]) -> tuple[Routing
         suspect_scores=scores, budgets=budgets, pseudo_threshold=config.self_training.threshold,
         pseudo_min_agreement=config.self_training.min_agreement, crowd_band=tuple(sel.crowd_band),
         n_neighbors=sel.representativeness_neighbors, pseudo_labels=fitted["pseudo"], expert_picks=picks,
+        graph=fitted["knn"],
     )
     return routing, budgets, int(suspects.sum())
 

@@ -129,3 +129,23 @@ def test_expert_picks_come_after_suspects_and_before_value(committee):
     assert expert.loc[[3, 4], "reason"].eq("label-error suspect").all()
     assert expert.loc[[10, 11], "reason"].eq("active-learning batch").all()
     assert (expert.reason == "committee disagreement x representativeness").sum() == 1
+
+
+def test_a_precomputed_neighbour_graph_gives_the_same_routing_and_label_spreading():
+    """The route stage searches neighbours once and shares them: same answers as searching again."""
+    from labelloop.labeling.pseudo import LabelGraph, knn_graph
+    from labelloop.labeling.route import representativeness
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (60, 3)), rng.normal(6, 1, (60, 3))].astype(np.float32)
+    proba = np.c_[np.linspace(0.05, 0.95, 120), 1 - np.linspace(0.05, 0.95, 120)]
+    graph = knn_graph(X, 10)
+    np.testing.assert_allclose(representativeness(X, 7, graph), representativeness(X, 7))
+    a = route(proba, X=X, budgets=RouteBudgets(expert=10, crowd=10, pseudo=20), n_neighbors=7)
+    b = route(proba, X=X, budgets=RouteBudgets(expert=10, crowd=10, pseudo=20), n_neighbors=7, graph=graph)
+    assert a.frame().equals(b.frame())
+    seeds = np.full(120, -1)
+    seeds[[0, 1, 60, 61]] = [0, 0, 1, 1]
+    spread = LabelGraph(n_neighbors=(5, 10)).fit(X, graph).spread(seeds, 2)
+    np.testing.assert_allclose(spread, LabelGraph(n_neighbors=(5, 10)).fit(X).spread(seeds, 2))
+    assert (spread[:60].argmax(1) == 0).all() and (spread[60:].argmax(1) == 1).all()
