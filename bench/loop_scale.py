@@ -9,9 +9,10 @@ jittered) and the committee is the MLP.
 Every stage runs in its own process against one real ``prefect server``, so
 its seconds and peak RSS are its own (the process's ``ru_maxrss``; the turn's
 peak is the largest stage's). Anchor: the pre-change route stage (a second SVC
-committee and an exact kNN graph fitted inside the route stage) from the main
-checkout (``--anchor-path``, default /work/main) on the same kind of pool at
-3,000 items, in the same run.
+committee and an exact kNN graph fitted inside the route stage) of commit
+``PRE_CHANGE``, exported from this repository's history with ``git archive``
+(or a checkout given by ``--anchor-path``), on the same kind of pool at 3,000
+items, in the same run.
 
     PYTHONPATH=$PWD .venv/bin/python bench/loop_scale.py [--sizes 10000 100000] [--million] [--anchor 3000]
 
@@ -71,6 +72,19 @@ def jittered_digits(n: int, seed: int = 0, tabular: bool = False) -> tuple[np.nd
     return (X.reshape(n, 64) if tabular else X), d.target[pick].astype(np.int16)
 
 
+# The last commit whose route stage fitted its own SVC committee (the anchor of this bench).
+PRE_CHANGE = "14bbfce"
+
+
+def pre_change_tree(directory: Path) -> Path:
+    """The pre-change source tree, exported from git history (no worktree registered)."""
+    if not (directory / "labelloop").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", PRE_CHANGE], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+    return directory
+
+
 def write_project(directory: Path, n: int, tabular: bool, gold: int = 200, anchor: bool = False) -> Path:
     from labelloop.demo import DIGITS_CONFIG
 
@@ -126,7 +140,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--million", action="store_true", help="also 1,000,000 tabular items (MLP)")
     ap.add_argument("--anchor", type=int, default=3000, help="pool size of the pre-change route stage (0 = skip)")
-    ap.add_argument("--anchor-path", default="/work/main")
+    ap.add_argument("--anchor-path", default=None, help="a checkout of the pre-change code (default: git archive)")
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--stages", nargs="+", default=list(STAGES), help="stages to run (a project already in --dir is reused)")
     args = ap.parse_args()
@@ -140,6 +154,7 @@ def main() -> None:
     try:
         jobs = [(n, False) for n in args.sizes] + ([(1_000_000, True)] if args.million else [])
         if args.anchor:
+            args.anchor_path = args.anchor_path or str(pre_change_tree(work / "pre-change"))
             # The pre-change route stage (fits its own SVC committee + kNN graph) on the same kind of pool.
             config = write_project(work / f"anchor{args.anchor}", args.anchor, False)
             run_id = uuid.uuid4().hex
