@@ -158,6 +158,13 @@ def _studio(project):
     return connect(project.config)
 
 
+# Label Studio re-renders its panels while a task loads: an element found a moment ago may be gone; look again.
+def _redrawn():
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    return (StaleElementReferenceException, NoSuchElementException)
+
+
 def _radios(driver):
     from selenium.webdriver.common.by import By
 
@@ -219,18 +226,18 @@ def test_three_answers_in_the_browser_become_exactly_three_rows(project, browser
     browser.get(f"{url}/user/login/")
     browser.find_element(By.NAME, "email").send_keys(bot_email(ANNOTATOR))
     browser.find_element(By.NAME, "password").send_keys(secrets_[ANNOTATOR]["password"] + Keys.ENTER)
-    WebDriverWait(browser, 60).until(lambda d: "/user/login" not in d.current_url)
+    WebDriverWait(browser, 60, poll_frequency=0.05, ignored_exceptions=_redrawn()).until(lambda d: "/user/login" not in d.current_url)
     browser.get(f"{url}/projects/{ref.id}/data?labeling=1")  # "Label all tasks": one task after the other
     chosen: dict[str, str] = {}
     for n in range(3):
-        text = WebDriverWait(browser, 120).until(
+        text = WebDriverWait(browser, 120, poll_frequency=0.05, ignored_exceptions=_redrawn()).until(
             lambda d: len(_radios(d)) == 4 and (_shown_text(d, texts) not in chosen) and _shown_text(d, texts))
         label = CLASSES[(n + 1) % len(CLASSES)]
         _press(browser, str(CLASSES.index(label) + 1))  # the choice's hotkey, as a person types it
-        WebDriverWait(browser, 20).until(lambda d: _radios(d)[label].is_selected())
+        WebDriverWait(browser, 20, poll_frequency=0.05, ignored_exceptions=_redrawn()).until(lambda d: _radios(d)[label].is_selected())
         _submit(browser)  # Ctrl+Enter
         chosen[text] = label
-        WebDriverWait(browser, 60).until(lambda d: _shown_text(d, texts) != text)
+        WebDriverWait(browser, 60, poll_frequency=0.05, ignored_exceptions=_redrawn()).until(lambda d: _shown_text(d, texts) != text)
     project.chosen = chosen
 
     wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) >= 3, 240, interval=1.0, what="three rows from the webhook path")
@@ -260,14 +267,14 @@ def test_an_edit_in_the_browser_appends_one_row(project, browser):
     old = task["annotations"][0]["result"][0]["value"]["choices"][0]
     new = next(c for c in CLASSES if c != old)
     browser.get(f"{project.state.studio['url']}/projects/{ref.id}/data?task={task['id']}")
-    WebDriverWait(browser, 120).until(lambda d: len(_radios(d)) == 4 and _radios(d)[old].is_selected())
+    WebDriverWait(browser, 120, poll_frequency=0.05, ignored_exceptions=_redrawn()).until(lambda d: len(_radios(d)) == 4 and _radios(d)[old].is_selected())
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     main = browser.find_element(By.CSS_SELECTOR, ".lsf-main-view")
     ActionChains(browser).move_to_element_with_offset(main, 0, 100).click().perform()  # focus the labeling area
     _press(browser, str(CLASSES.index(new) + 1))
-    WebDriverWait(browser, 20).until(lambda d: _radios(d)[new].is_selected())
+    WebDriverWait(browser, 20, poll_frequency=0.05, ignored_exceptions=_redrawn()).until(lambda d: _radios(d)[new].is_selected())
     _submit(browser)  # Ctrl+Enter = Update
     wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, interval=1.0, what="the edit's row")
     time.sleep(3)
