@@ -90,20 +90,18 @@ def request_signoff(
 
 def route_changes(store, config: LabelloopConfig, fitted: dict[str, Any], routing) -> tuple[dict[str, int], list[dict]]:
     """What the route stage's writes would change: counts, and examples of new or changed pseudo-labels."""
-    from labelloop.tasks.route import standing_pseudo
+    from labelloop.tasks.route import chosen_pseudo, pseudo_changes, standing_pseudo
 
     classes = config.dataset.classes
-    ids = fitted["ids"]
     standing = standing_pseudo(store, config.dataset.name)
-    pseudo = routing.queue == "pseudo"
-    chosen = {int(ids[i]): (int(lab), float(conf))
-              for i, lab, conf in zip(routing.index[pseudo], routing.label[pseudo], routing.confidence[pseudo])}
-    changed = [(item, lab, conf) for item, (lab, conf) in chosen.items() if standing.get(item) != lab]
+    chosen = chosen_pseudo(fitted, routing)
+    new_or_changed, kept, retract = pseudo_changes(standing, chosen)
+    changed = [(item, chosen[item][0], chosen[item][1]) for item in new_or_changed]
     counts = {
-        "pseudo_new": sum(1 for item, _, _ in changed if item not in standing),
-        "pseudo_changed": sum(1 for item, _, _ in changed if item in standing),
-        "pseudo_kept": len(chosen) - len(changed),
-        "pseudo_retracted": sum(1 for item in standing if item not in chosen),
+        "pseudo_new": sum(1 for item in new_or_changed if item not in standing),
+        "pseudo_changed": sum(1 for item in new_or_changed if item in standing),
+        "pseudo_kept": kept,
+        "pseudo_retracted": len(retract),
         "expert_queue": int((routing.queue == "expert").sum()),
         "crowd_queue": int((routing.queue == "crowd").sum()),
     }

@@ -25,7 +25,8 @@ from labelloop.labeling.select import query
 from labelloop.store import LabelIn, Store, TaskIn
 from labelloop.tasks.model import latest_outputs
 
-__all__ = ["PSEUDO_SOURCE", "FIRM_KINDS", "outputs_task", "route_task", "write_queues_task", "write_pseudo_task"]
+__all__ = ["PSEUDO_SOURCE", "FIRM_KINDS", "outputs_task", "route_task", "write_queues_task", "write_pseudo_task",
+           "chosen_pseudo", "pseudo_changes"]
 
 PSEUDO_SOURCE = "self-training"
 # Labels a person gave: they are never routed again (unless suspect).
@@ -160,29 +161,39 @@ def standing_pseudo(store: Store, dataset: str) -> dict[int, int]:
     return {int(i): int(label) for i, label in last.items() if label >= 0}
 
 
+def chosen_pseudo(fitted: dict[str, Any], routing: Routing) -> dict[int, tuple[int, float, np.ndarray]]:
+    """This turn's pseudo-labels: item id -> (label, confidence, probabilities)."""
+    ids = fitted["ids"]
+    return {int(ids[i]): (int(lab), float(conf), fitted["proba"][i])
+            for i, q, lab, conf in zip(routing.index, routing.queue, routing.label, routing.confidence) if q == "pseudo"}
+
+
+def pseudo_changes(standing: dict[int, int], chosen: dict[int, tuple]) -> tuple[list[int], int, list[int]]:
+    """What writing ``chosen`` over ``standing`` changes: (new or changed items, kept count, retracted items).
+
+    >>> pseudo_changes({1: 0, 2: 1, 3: 1}, {1: (0,), 2: (0,), 4: (1,)})
+    ([2, 4], 1, [3])
+    """
+    changed = [i for i, c in chosen.items() if standing.get(i) != c[0]]
+    retract = [i for i in standing if i not in chosen]
+    return changed, len(chosen) - len(changed), retract
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
 def write_pseudo_task(store: Store, dataset: str, fitted: dict[str, Any], routing: Routing, run_id: str) -> dict[str, int]:
     """Re-decide every pseudo-label: new or changed ones get a row, unsupported ones a retraction (label -1).
 
     Nothing is updated or deleted; the dedupe key (run id + item) makes a rerun of the same turn write nothing.
     """
-    ids = fitted["ids"]
     standing = standing_pseudo(store, dataset)
-    chosen = {int(ids[i]): (int(lab), float(conf), fitted["proba"][i])
-              for i, q, lab, conf in zip(routing.index, routing.queue, routing.label, routing.confidence) if q == "pseudo"}
-    rows: list[LabelIn] = []
-    kept = 0
-    for item_id, (label, conf, probs) in chosen.items():
-        if standing.get(item_id) == label:
-            kept += 1
-            continue
-        rows.append(LabelIn(item_id, label, "pseudo", PSEUDO_SOURCE, confidence=conf, probs=probs, run_id=run_id,
-                            dedupe_key=f"pseudo:{run_id}:{item_id}"))
-    retract = [i for i in standing if i not in chosen]
+    chosen = chosen_pseudo(fitted, routing)
+    changed, kept, retract = pseudo_changes(standing, chosen)
+    rows = [LabelIn(i, chosen[i][0], "pseudo", PSEUDO_SOURCE, confidence=chosen[i][1], probs=chosen[i][2],
+                    run_id=run_id, dedupe_key=f"pseudo:{run_id}:{i}") for i in changed]
     rows += [LabelIn(i, -1, "pseudo", PSEUDO_SOURCE, run_id=run_id, dedupe_key=f"pseudo-retract:{run_id}:{i}")
              for i in retract]
     written = store.add_labels(rows)
-    return {"pseudo_new_or_changed": len(rows) - len(retract), "pseudo_kept": kept, "pseudo_retracted": len(retract),
+    return {"pseudo_new_or_changed": len(changed), "pseudo_kept": kept, "pseudo_retracted": len(retract),
             "rows_written": written}
 
 
