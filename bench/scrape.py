@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, row, write_results  # noqa: E402
 
+from labelloop.scrape import localsite  # noqa: E402
+
 UA = "labelloop-bench/0.1 (+https://github.com/labelloop/labelloop)"
 WORDS = (
     "data label model crowd expert weak pseudo train fold score image text page link site robot polite "
@@ -112,14 +114,7 @@ def set_robots(root: Path, crawl_delay: float | None) -> None:
 
 
 def start_server(root: Path, log: Path) -> tuple[str, subprocess.Popen]:
-    spec = root.parent / "spec.json"
-    spec.write_text(json.dumps({"root": str(root), "log": str(log)}))
-    proc = subprocess.Popen([sys.executable, "-m", "labelloop.scrape.localsite", str(spec)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError(f"site server did not start: {line!r}")
-    return f"http://127.0.0.1:{int(line.split()[1])}", proc
+    return localsite.start({"root": str(root), "log": str(log)}, root.parent / "spec.json")
 
 
 def read_log(log: Path, start: int) -> tuple[list[dict], int]:
@@ -226,17 +221,9 @@ def real_robots(delay: float | None) -> str:
 
 
 def start_real_server(doc: Path, work: Path, delay: float | None, log: Path) -> tuple[str, subprocess.Popen]:
-    spec = work / f"real-spec-{delay}.json"
-    spec.write_text(json.dumps({
-        "root": str(doc), "log": str(log),
-        "routes": {"/robots.txt": {"status": 200, "headers": {"Content-Type": "text/plain"}, "body": real_robots(delay)}},
-    }))
-    proc = subprocess.Popen([sys.executable, "-m", "labelloop.scrape.localsite", str(spec)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError(f"site server did not start: {line!r}")
-    return f"http://127.0.0.1:{int(line.split()[1])}", proc
+    robots = {"status": 200, "headers": {"Content-Type": "text/plain"}, "body": real_robots(delay)}
+    return localsite.start({"root": str(doc), "log": str(log), "routes": {"/robots.txt": robots}},
+                           work / f"real-spec-{delay}.json")
 
 
 def labelloop_real(url: str, per_host: int, work: Path) -> dict:

@@ -29,6 +29,7 @@ import hashlib
 import json
 import mimetypes
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -36,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["serve", "main"]
+__all__ = ["serve", "start", "main"]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -147,6 +148,19 @@ class _Server(ThreadingHTTPServer):
 def serve(spec: dict[str, Any]) -> _Server:
     """Build the server (not yet serving); ``server.server_address[1]`` is the port."""
     return _Server(spec)
+
+
+def start(spec: dict[str, Any], spec_path: Path) -> tuple[str, subprocess.Popen[str]]:
+    """Run ``spec`` in a child process; returns its base URL and the process (the caller kills it by pid)."""
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith("PORT "):
+        proc.kill()
+        proc.wait(timeout=10)
+        raise RuntimeError(f"local site {spec_path} did not start (got {line!r})")
+    return f"http://127.0.0.1:{int(line.split()[1])}", proc
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scrape_helpers import LocalSite  # noqa: E402
 
+from labelloop.scrape import localsite  # noqa: E402
+
 os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try to download a driver
 
 
@@ -28,17 +29,9 @@ def local_site(tmp_path: Path) -> Iterator[Callable[..., LocalSite]]:
     def start(routes: dict[str, Any], root: Path | None = None, name: str = "site") -> LocalSite:
         log = tmp_path / f"{name}-requests.jsonl"
         spec = {"log": str(log), "routes": routes, "root": str(root) if root else None}
-        spec_path = tmp_path / f"{name}-spec.json"
-        spec_path.write_text(json.dumps(spec))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
-        )
+        url, proc = localsite.start(spec, tmp_path / f"{name}-spec.json")
         started.append(proc)
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"local site did not start (got {line!r})")
-        port = int(line.split()[1])
+        port = int(url.rsplit(":", 1)[1])
         return LocalSite(f"http://127.0.0.1:{port}", port, log, proc)
 
     try:
