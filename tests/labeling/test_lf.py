@@ -126,5 +126,5 @@ def test_malformed_lf_in_config_is_refused_naming_it(lf, match):
 
 def test_duplicate_lf_names_are_refused():
     lf = {"name": "same", "kind": "regex", "class": "spam", "pattern": "a"}
-    with pytest.raises(ConfigError, match=r"weak: LF names must be distinct \(repeated: same\)"):
+    with pytest.raises(ConfigError, match=r"t\.yaml: weak\.lfs: LF names must be distinct \(repeated: same\)"):
         parse_config(weak(lf, lf), source="t.yaml")

@@ -149,7 +149,7 @@ def test_collect_config_rejects_browser_user_agents_and_repeated_sites() -> None
     with pytest.raises(ConfigError, match=r"collect\.user_agent: must be an honest, non-empty crawler name"):
         parse_config({**base, "collect": {"user_agent": "Mozilla/5.0 (X11; Linux)"}})
     site = {"name": "s", "start_urls": ["http://h.test/"], "terms": "ok"}
-    with pytest.raises(ConfigError, match=r"each site needs a distinct name \(repeated: s\)"):
+    with pytest.raises(ConfigError, match=r"collect\.sites: site names must be distinct \(repeated: s\)"):
         parse_config({**base, "collect": {"sites": [site, site]}})
     assert SiteConfig(**site).follow.max_depth == 3
 
