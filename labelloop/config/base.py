@@ -26,6 +26,8 @@ __all__ = [
     "check_regexes",
     "check_cron",
     "check_http_url",
+    "check_url_scheme",
+    "check_entries",
     "check_distinct",
     "distinct",
 ]
@@ -93,6 +95,25 @@ def check_http_url(url: str, wrong_scheme: str) -> str:
     if not parts.hostname or parts.netloc.endswith(":"):
         raise ValueError(f"needs a host and, after ':', a port number (got {url!r})")
     return url
+
+
+def check_url_scheme(value: str | None, prefixes: tuple[str, ...], expected: str) -> str | None:
+    """A database URL (or unset) starting with one of ``prefixes``; ``expected`` names them for the message."""
+    if value is not None and not value.startswith(prefixes):
+        raise ValueError(f"must be {expected} (got {value!r})")
+    return value
+
+
+def check_entries(mapping: dict[str, Any], check_key: Callable[[str], Any] | None, check_value: Callable[[Any], Any]) -> dict[str, Any]:
+    """Every key and value of a mapping; a fault is prefixed with its key (``stages: collect: must be ...``)."""
+    for key, value in mapping.items():
+        try:
+            if check_key is not None:
+                check_key(key)
+            check_value(value)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    return mapping
 
 
 def check_distinct(names: Iterable[str], what: str) -> None:

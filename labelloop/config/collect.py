@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from labelloop.config.base import Section, Slug, check_http_url, check_regex, check_regexes, distinct
+from labelloop.config.base import Section, Slug, check_entries, check_http_url, check_regex, check_regexes, distinct
 
 __all__ = [
     "CollectConfig",
@@ -18,6 +18,13 @@ __all__ = [
     "FetchConfig",
     "RenderConfig",
 ]
+
+
+def _check_css(css: str) -> str:
+    # The extractor's own rule (lxml's cssselect, else soupsieve), so the config refuses exactly what it cannot apply.
+    from labelloop.scrape.extract import check_selector
+
+    return check_selector(css)
 
 
 class PolitenessConfig(Section):
@@ -92,6 +99,16 @@ class ItemRule(Section):
     def _regex(cls, value: str | None) -> str | None:
         return value if value is None else check_regex(value)
 
+    @field_validator("container", "text", "image_selector")
+    @classmethod
+    def _css(cls, value: str | None) -> str | None:
+        return value if value is None else _check_css(value)
+
+    @field_validator("fields")
+    @classmethod
+    def _field_css(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_entries(value, None, _check_css)
+
 
 class FollowConfig(Section):
     """Which links are followed."""
@@ -105,6 +122,11 @@ class FollowConfig(Section):
     @classmethod
     def _regexes(cls, value: list[str]) -> list[str]:
         return check_regexes(value)
+
+    @field_validator("selector")
+    @classmethod
+    def _css(cls, value: str) -> str:
+        return _check_css(value)
 
 
 class SiteConfig(Section):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from labelloop.config.base import Section, check_cron, check_slug
+from labelloop.config.base import Section, check_cron, check_entries, check_slug, check_url_scheme
 
 __all__ = ["ScheduleConfig"]
 
@@ -55,13 +55,7 @@ class ScheduleConfig(Section):
     @field_validator("stages")
     @classmethod
     def _stage_crons(cls, value: dict[str, str]) -> dict[str, str]:
-        for stage, cron in value.items():
-            try:
-                check_slug(stage)
-                check_cron(cron)
-            except ValueError as exc:
-                raise ValueError(f"{stage}: {exc}") from None
-        return value
+        return check_entries(value, check_slug, check_cron)
 
     @field_validator("timezone")
     @classmethod
@@ -77,6 +71,5 @@ class ScheduleConfig(Section):
     @field_validator("prefect_database_url")
     @classmethod
     def _prefect_db(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(f"must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL (got {value!r})")
-        return value
+        prefixes = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+        return check_url_scheme(value, prefixes, "a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")

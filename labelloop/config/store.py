@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from labelloop.config.base import Section
+from labelloop.config.base import Section, check_url_scheme
 
 __all__ = ["StoreConfig"]
 
@@ -21,6 +21,4 @@ class StoreConfig(Section):
     @field_validator("url")
     @classmethod
     def _known_backend(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("sqlite", "postgresql")):
-            raise ValueError(f"must be a sqlite:// or postgresql:// URL (got {value!r})")
-        return value
+        return check_url_scheme(value, ("sqlite", "postgresql"), "a sqlite:// or postgresql:// URL")
