@@ -91,5 +91,8 @@ class LabelloopConfig(Section):
         return f"sqlite:///{self.data_path / 'labelloop.db'}"
 
     def class_index(self, name: str) -> int:
-        """The integer id of a class name; ``KeyError`` when unknown."""
-        return self.dataset.classes.index(name)
+        """The integer id of a class name; ``ValueError`` naming the known classes when it is not one."""
+        classes = self.dataset.classes
+        if name not in classes:
+            raise ValueError(f"unknown class {name!r}; expected one of {classes}")
+        return classes.index(name)

@@ -121,3 +121,10 @@ def test_store_imports_nothing_from_config_and_config_stays_light() -> None:
     code = "import sys, labelloop.config; print(sorted(m for m in ('pandas', 'sqlalchemy', 'labelloop.store.store') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "[]", (done.stdout, done.stderr)
+
+
+def test_class_index_names_the_known_classes() -> None:
+    loaded = parse_config(BASE)
+    assert loaded.class_index("b") == 1
+    with pytest.raises(ValueError, match=r"unknown class 'c'; expected one of \['a', 'b'\]"):
+        loaded.class_index("c")
