@@ -25,11 +25,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from labelloop.exceptions import StoreError
 from labelloop.store import schema
+from labelloop.store.kinds import DEFAULT_PRECEDENCE, LABEL_KINDS
 from labelloop.store.resolve import Resolution, resolve_labels
 
 __all__ = ["Store", "ItemIn", "LabelIn", "TaskIn", "AddItemsResult", "LABEL_KINDS", "content_hash"]
 
-LABEL_KINDS = ("gold", "expert", "crowd", "weak", "pseudo", "model", "annotator")
 TASK_STATES = ("queued", "pushed", "done", "skipped", "cancelled")
 _BATCH = 5000
 
@@ -450,8 +450,6 @@ class Store:
         self, dataset: str, n_classes: int, precedence: Sequence[str] | None = None, chunk_rows: int = 200_000
     ) -> Resolution:
         """Each item's training label by source precedence; see :mod:`labelloop.store.resolve`."""
-        from labelloop.config import DEFAULT_PRECEDENCE
-
         return resolve_labels(self.engine, dataset, n_classes, list(precedence or DEFAULT_PRECEDENCE), chunk_rows)
 
     # -- annotation tasks --------------------------------------------------------------
