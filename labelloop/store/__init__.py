@@ -11,6 +11,9 @@ from labelloop.store.store import (
     content_hash,
     decode_probs,
     encode_probs,
+    insert_ignoring,
+    make_engine,
+    migrate,
 )
 
 __all__ = [
@@ -24,4 +27,7 @@ __all__ = [
     "content_hash",
     "encode_probs",
     "decode_probs",
+    "make_engine",
+    "migrate",
+    "insert_ignoring",
 ]

@@ -28,7 +28,7 @@ from labelloop.store import schema
 from labelloop.store.resolve import Resolution, resolve_labels, standing_frame
 
 __all__ = ["Store", "ItemIn", "LabelIn", "TaskIn", "AddItemsResult", "LABEL_KINDS", "content_hash", "make_engine",
-           "migrate"]
+           "migrate", "insert_ignoring"]
 
 LABEL_KINDS = ("gold", "expert", "crowd", "weak", "pseudo", "model", "annotator")
 TASK_STATES = ("queued", "pushed", "done", "skipped", "cancelled")
@@ -182,8 +182,8 @@ def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _insert_ignoring(engine: Engine, table: Any, index: list[str]) -> Any:
-    """An INSERT that skips rows conflicting on ``index`` (a race with another writer)."""
+def insert_ignoring(engine: Engine, table: Any, index: list[str] | None = None) -> Any:
+    """An INSERT that skips rows conflicting on ``index`` (any unique key when None): a race with another writer."""
     if engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     elif engine.dialect.name == "postgresql":
@@ -338,7 +338,7 @@ class Store:
                         created_at=now,
                     )
                 if fresh:
-                    conn.execute(_insert_ignoring(self.engine, table, ["dataset", "content_hash"]), list(fresh.values()))
+                    conn.execute(insert_ignoring(self.engine, table, ["dataset", "content_hash"]), list(fresh.values()))
                     known.update(self._ids_by_hash(conn, dataset, list(fresh)))
             result.added += len(fresh)
             result.existing += len(batch) - len(fresh)
@@ -437,7 +437,7 @@ class Store:
                     values = kept
                 if values:
                     try:
-                        conn.execute(_insert_ignoring(self.engine, table, ["dedupe_key"]), values)
+                        conn.execute(insert_ignoring(self.engine, table, ["dedupe_key"]), values)
                     except DBAPIError as exc:
                         raise StoreError(f"labels: cannot append {len(values)} rows ({exc.orig})") from exc
             written += len(values)
