@@ -120,15 +120,18 @@ def _resolve_sql(dialect: str, precedence: list[str], filter_dataset: bool) -> s
     """
 
 
+_ID_TYPES = {"id": "int64", "item_id": "int64", "label": "int64"}
+
+
 def standing_frame(
     engine: Engine, dataset: str, kinds: list[str], sources: list[str] | None = None, per: str = "source"
 ) -> pd.DataFrame:
     """The standing opinions of ``dataset`` as label rows (rule 1; see :meth:`Store.standing`)."""
     if per not in ("source", "item"):
         raise ValueError(f"per must be 'source' or 'item', got {per!r}")
-    columns = ["id", "item_id", "label", "kind", "source", "confidence", "probs", "run_id", "dedupe_key", "created_at"]
+    columns = list(schema.labels.c.keys())
     if not kinds or (sources is not None and not sources):
-        return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, object)) for c in columns})
+        return pd.DataFrame(columns=columns).astype(_ID_TYPES)
     newest = _newest_sql(engine.dialect.name, kinds, sources=sources is not None)
     query = text(f"""
         SELECT {", ".join(f"l.{c}" for c in columns)}
@@ -145,10 +148,7 @@ def standing_frame(
     if per == "item" and len(frame):
         # Rows come oldest first, so the last row of an item is its newest standing opinion.
         frame = frame.drop_duplicates("item_id", keep="last").reset_index(drop=True)
-    return frame.astype({c: t for c, t in _DTYPES.items()}) if len(frame) else frame
-
-
-_DTYPES = {"id": "int64", "item_id": "int64", "label": "int64"}
+    return frame.astype(_ID_TYPES)
 
 
 def _decode_chunk(blobs: list[bytes | None], labels: np.ndarray, n_classes: int, item_ids: np.ndarray) -> np.ndarray:
