@@ -3,7 +3,10 @@
 One :class:`Store` wraps one SQLAlchemy engine. SQLite (WAL, busy timeout) is
 the embedded default; PostgreSQL works by URL with the same code. The schema is
 owned by the Alembic migrations; :meth:`Store.create` brings a database to the
-newest revision and is safe to call every time.
+newest revision and is safe to call every time. Every database connection of
+labelloop comes from :func:`make_engine` (SQLite set-up, :class:`AppendOnlyError`),
+and every stage reads opinions through :meth:`Store.standing` (newest row per
+item, kind and source, retractions applied).
 """
 
 from __future__ import annotations
