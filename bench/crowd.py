@@ -44,7 +44,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from _common import print_table, row, write_results  # noqa: E402
 from labelloop.config import parse_config  # noqa: E402
-from labelloop.labeling.crowd import CrowdAggregator, latest_votes  # noqa: E402
+from labelloop.labeling.crowd import CrowdAggregator, standing_votes  # noqa: E402
 from labelloop.store import ItemIn, Store  # noqa: E402
 from labelloop.studio.assign import ITEM_KEY, OverlapPolicy, plan_assignments  # noqa: E402
 from labelloop.studio.bots import Bot, bot_email, ensure_bot_accounts  # noqa: E402
@@ -167,7 +167,7 @@ def main() -> None:
             rows += [row(task, "labelloop", "sync_annotations_per_s", report.added / sync_s),
                      row(task, "labelloop", "sync_items_per_s", args.items / sync_s)]
             print(f"first sync: {report.added} rows in {sync_s:.1f} s")
-            votes = latest_votes(store.labels("bench", kinds=["annotator"], decode=False))  # before the edits below
+            votes = standing_votes(store, "bench")  # before the edits below
             # interleaved: new, old, new (the machine is shared; the best of each is reported)
             times: dict[str, list[float]] = {"labelloop": [], "full-export": []}
             for system in ("labelloop", "full-export", "labelloop"):

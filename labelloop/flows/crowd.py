@@ -25,7 +25,7 @@ from labelloop.exceptions import ConfigError, LabelStudioError
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_image, publish_markdown, publish_table
 from labelloop.flows.context import open_stage
 from labelloop.labeling.agreement import fleiss_kappa, kappa_heatmap, kappa_matrix, krippendorff_alpha, throughput
-from labelloop.labeling.crowd import CrowdAggregator, latest_votes
+from labelloop.labeling.crowd import CrowdAggregator, standing_gold, standing_votes
 from labelloop.ops.webhooks import register_project_webhooks
 from labelloop.store import LabelIn, Store, TaskIn
 from labelloop.studio.assign import ITEM_KEY, OverlapPolicy
@@ -118,10 +118,9 @@ def _serve_files(config: LabelloopConfig, client: StudioClient, refs) -> None:
 
 
 def _latest_probs(store: Store, dataset: str) -> tuple[dict[int, np.ndarray], str]:
-    rows = store.labels(dataset, kinds=["model"])
-    if rows.empty:
+    last = store.standing(dataset, kinds=["model"], per="item")
+    if last.empty:
         return {}, ""
-    last = rows.sort_values("id").groupby("item_id").tail(1)
     probs = {int(i): p for i, p in zip(last["item_id"], last["probs"]) if p is not None}
     return probs, str(last["source"].iloc[-1])
 
@@ -143,13 +142,12 @@ def push_task(config: LabelloopConfig, store: Store, client: StudioClient, run_i
     state = team.state()
     queued = _queued(store, ds.name)
     if queued.empty and c.seed_queue and not store.tasks(ds.name, queue="crowd").shape[0]:
-        labeled = set(store.labels(ds.name, kinds=["gold", "expert", "crowd"], decode=False)["item_id"])
+        labeled = set(store.standing(ds.name, kinds=["gold", "expert", "crowd"], decode=False)["item_id"])
         free = [int(i) for i in store.items(ds.name, columns=["id"])["id"] if int(i) not in labeled]
         store.add_tasks([TaskIn(item_id=i, queue="crowd", run_id=run_id) for i in free[: c.seed_queue]])
         queued = _queued(store, ds.name)
     queued = queued.head(c.batch_size)
-    gold_rows = store.labels(ds.name, kinds=["gold"], decode=False)
-    gold = {int(i): int(l) for i, l in zip(gold_rows["item_id"], gold_rows["label"]) if l >= 0}
+    gold = standing_gold(store, ds.name)
     probs, version = _latest_probs(store, ds.name)
     model_labels = {i: int(np.argmax(p)) for i, p in probs.items()}
     queue = [int(i) for i in queued["item_id"]] + list(state.answers)
@@ -243,9 +241,8 @@ def sync_task(config: LabelloopConfig, store: Store, client: StudioClient, run_i
 def aggregate_task(config: LabelloopConfig, store: Store, run_id: str) -> dict[str, Any]:
     """Dawid-Skene (gold-anchored) over the newest vote per (item, annotator) -> ``crowd`` rows."""
     c, ds = config.crowd, config.dataset
-    votes = latest_votes(store.labels(ds.name, kinds=["annotator"], decode=False))
-    gold_rows = store.labels(ds.name, kinds=["gold"], decode=False)
-    gold = {int(i): int(l) for i, l in zip(gold_rows["item_id"], gold_rows["label"]) if l >= 0}
+    votes = standing_votes(store, ds.name)
+    gold = standing_gold(store, ds.name)
     agg = CrowdAggregator(c.aggregator, c.gold_min_accuracy, c.gold_min_answers, confidence=c.gold_confidence,
                           flagged_weight=c.flagged_weight).fit(votes, len(ds.classes), gold, classes=ds.classes)
     # Same votes -> same digest -> same keys: re-aggregating unchanged votes adds nothing.

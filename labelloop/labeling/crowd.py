@@ -1,8 +1,8 @@
 """Crowd votes -> crowd-aggregate labels, gold-anchored, with annotator quality judged on evidence.
 
-Votes come from the store's ``annotator`` rows; the newest row per (item,
-annotator) is that person's opinion and a ``-1`` row (a deleted annotation)
-withdraws it.
+Votes come from the store's ``annotator`` rows through :meth:`Store.standing`:
+the newest row per (item, annotator) is that person's opinion and a ``-1`` row
+(a deleted annotation) withdraws it; a withdrawn gold label anchors nothing.
 
 Annotator quality, and why it is decided this way
 --------------------------------------------------
@@ -41,27 +41,31 @@ from sklearn.utils.validation import check_is_fitted
 from labelloop.exceptions import AggregationError
 from labelloop.labeling.agreement import gold_accuracy
 from labelloop.labeling.aggregate import DawidSkene, MajorityVote, OneCoinDawidSkene, Votes
+from labelloop.store import Store
 
-__all__ = ["latest_votes", "systematic_confusions", "CrowdAggregator"]
+__all__ = ["standing_votes", "standing_gold", "systematic_confusions", "CrowdAggregator"]
 
 METHODS = ("dawid_skene", "one_coin", "majority")
 
 
-def latest_votes(labels: pd.DataFrame, item_col: str = "item_id") -> pd.DataFrame:
-    """One ``item, source, label`` row per (item, annotator): the newest opinion, retractions dropped.
+def standing_votes(store: Store, dataset: str, kind: str = "annotator") -> pd.DataFrame:
+    """Each annotator's standing vote per item in the aggregators' long format ``item, source, label``.
 
-    ``labels`` are label rows in the order they were written (or with an ``id``
-    or ``created_at`` column to order by).
+    A later answer of the same annotator replaces the earlier one and a deleted
+    annotation (a ``-1`` row) withdraws it: :meth:`Store.standing` applies the rule.
     """
-    if len(labels) == 0:
-        return pd.DataFrame({"item": pd.Series(dtype=int), "source": pd.Series(dtype=str),
-                             "label": pd.Series(dtype=int)})
-    order = [c for c in ("created_at", "id") if c in labels.columns]
-    df = labels.sort_values(order, kind="stable") if order else labels
-    last = df.groupby([item_col, "source"], sort=False).tail(1)
-    last = last[last["label"] >= 0]
-    return pd.DataFrame({"item": last[item_col].to_numpy(int), "source": last["source"].astype(str).to_numpy(),
-                         "label": last["label"].to_numpy(int)})
+    rows = store.standing(dataset, kinds=[kind], decode=False)
+    return pd.DataFrame({"item": rows["item_id"].to_numpy(int), "source": rows["source"].astype(str).to_numpy(),
+                         "label": rows["label"].to_numpy(int)})
+
+
+def standing_gold(store: Store, dataset: str) -> dict[int, int]:
+    """Item id -> class of each item's standing gold label: the anchors of aggregation and the crowd's gold tasks.
+
+    A withdrawn gold label (a ``-1`` row) anchors nothing.
+    """
+    rows = store.standing(dataset, kinds=["gold"], per="item", decode=False)
+    return dict(zip(rows["item_id"].astype(int).tolist(), rows["label"].astype(int).tolist()))
 
 
 def systematic_confusions(confusions: np.ndarray, evidence: np.ndarray, sources: Any,

@@ -9,7 +9,6 @@ Every failure names the item at fault and raises
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +18,9 @@ import numpy as np
 
 from labelloop.exceptions import TrainingError
 from labelloop.sources.arrays import decode_array
-from labelloop.store import Store
+from labelloop.store import Store, content_hash
 
-__all__ = ["load_features", "load_images", "embed_texts", "text_hash", "MINILM_DIM"]
+__all__ = ["load_features", "load_images", "embed_texts", "MINILM_DIM"]
 
 _CHUNK = 20_000  # items read from the store at a time: memory stays at one chunk of payloads
 
@@ -174,11 +173,6 @@ def load_images(
     return batch[:, None] if grayscale else np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
 
-def text_hash(text: str) -> str:
-    """The cache key of a text's embedding."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 _MODEL: Any = None
 
 
@@ -209,7 +203,7 @@ def embed_texts(
     ``.npy`` per text, so a text is embedded once across runs and datasets.
     """
     texts = [str(t) for t in texts]
-    keys = [text_hash(t) for t in texts]
+    keys = [content_hash(t) for t in texts]
     out = np.zeros((len(texts), MINILM_DIM), np.float32)
     todo: dict[str, list[int]] = {}
     cache = Path(cache_dir) if cache_dir is not None else None

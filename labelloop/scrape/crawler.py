@@ -24,19 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
 from labelloop.config import CollectConfig, SiteConfig
 from labelloop.exceptions import CrawlError, RobotsDisallowed
 from labelloop.scrape.extract import Extractor, LinkRules
 from labelloop.scrape.fetch import Fetcher, FetchResult, make_client
-from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate, sqlite_pragmas
-from labelloop.scrape.items import CollectedItem, ImageStore, text_hash
+from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate
+from labelloop.scrape.items import CollectedItem, ImageStore
 from labelloop.scrape.parsepool import ParsePool
 from labelloop.scrape.politeness import Politeness
 from labelloop.scrape.robots import RobotsCache
 from labelloop.scrape.urls import ALLOWED_SCHEMES, default_scope, in_scope, normalize_url, origin, scheme_of
+from labelloop.store import content_hash, make_engine, migrate
 
 __all__ = ["Crawler", "CrawlReport", "ItemSink"]
 
@@ -170,10 +170,7 @@ class Crawler:
     ) -> None:
         self.site = site
         self.collect = collect
-        if isinstance(db, str):
-            db = create_engine(db)
-            sqlite_pragmas(db)
-        self.engine = db
+        self.engine = make_engine(db) if isinstance(db, str) else db
         self.data_dir = Path(data_dir)
         self.sink = sink
         self.run_id = run_id or uuid.uuid4().hex
@@ -191,7 +188,7 @@ class Crawler:
 
     async def crawl(self) -> CrawlReport:
         report = CrawlReport(self.site.name, self.run_id, started_at=time.time())
-        Frontier.create_tables(self.engine)
+        migrate(self.engine)  # the store's migrations make the frontier tables (idempotent)
         frontier = Frontier(self.engine, self.site.name)
         # A crawl killed (or stopped by max_pages) midway left pending URLs: this run resumes it.
         report.resumed = bool(frontier.pending())
@@ -503,7 +500,7 @@ class _CrawlState:
             if raw.kind == "text":
                 text = raw.text or ""
                 meta = self.provenance(url, status, fetched_at, rule=raw.rule, fields=raw.fields, rendered=rendered)
-                self.batch.items.append(CollectedItem("text", text_hash(text), text=text, uri=url, metadata=meta))
+                self.batch.items.append(CollectedItem("text", content_hash(text), text=text, uri=url, metadata=meta))
             elif raw.image_url and raw.image_url not in self.known:
                 self.known.add(raw.image_url)
                 image = FrontierEntry(

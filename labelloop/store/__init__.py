@@ -23,6 +23,9 @@ if TYPE_CHECKING:
         content_hash,
         decode_probs,
         encode_probs,
+        insert_ignoring,
+        make_engine,
+        migrate,
     )
 
 __all__ = [
@@ -38,6 +41,9 @@ __all__ = [
     "content_hash",
     "encode_probs",
     "decode_probs",
+    "make_engine",
+    "migrate",
+    "insert_ignoring",
 ]
 
 # Public name -> the module defining it (loaded on first access).
@@ -45,7 +51,8 @@ _LAZY = {
     "Resolution": "labelloop.store.resolve",
     **{
         name: "labelloop.store.store"
-        for name in ("Store", "ItemIn", "LabelIn", "TaskIn", "AddItemsResult", "content_hash", "encode_probs", "decode_probs")
+        for name in ("Store", "ItemIn", "LabelIn", "TaskIn", "AddItemsResult", "content_hash", "encode_probs", "decode_probs",
+                     "make_engine", "migrate", "insert_ignoring")
     },
 }
 

@@ -95,18 +95,13 @@ def review_fields(store, dataset: str, classes: Sequence[str], precedence: Seque
 
 
 def _winning_sources(store, dataset: str, winner: Mapping[int, tuple[int, str]]) -> dict[int, str]:
-    """The source of each item's winning row: the newest standing row of the winning kind with that label."""
+    """The source of each item's winning opinion: the newest standing opinion of the winning kind (resolution rule 3)."""
     if not winner:
         return {}
-    kinds = sorted({kind for _, kind in winner.values()})
-    rows = store.labels(dataset, kinds=kinds, decode=False)
-    rows = rows[rows["item_id"].isin(list(winner))].sort_values("id")
-    out = {}
-    for item, (label, kind) in winner.items():
-        mine = rows[(rows["item_id"] == item) & (rows["kind"] == kind) & (rows["label"] == label)]
-        if len(mine):
-            out[item] = str(mine["source"].iloc[-1])
-    return out
+    rows = store.standing(dataset, kinds=sorted({kind for _, kind in winner.values()}), decode=False)
+    newest = rows[rows["item_id"].isin(list(winner))].drop_duplicates(["item_id", "kind"], keep="last")
+    return {int(i): str(source) for i, kind, source in zip(newest["item_id"], newest["kind"], newest["source"])
+            if winner[int(i)][1] == kind}
 
 
 def ensure_expert_config(client, project_id: int, modality: str, classes: Sequence[str]) -> bool:

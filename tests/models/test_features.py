@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from labelloop.exceptions import TrainingError
-from labelloop.models.features import embed_texts, load_images, text_hash
+from labelloop.models.features import embed_texts, load_images
+from labelloop.store import content_hash
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_text_embeddings_are_cached_by_content_hash(tmp_path):
     assert emb.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(emb[0], emb[2])
-    key = text_hash(texts[1])
+    key = content_hash(texts[1])
     cached = tmp_path / key[:2] / f"{key}.npy"
     assert cached.exists()
     np.save(cached, np.full(384, 0.5, np.float32))  # a cache hit is read, not recomputed

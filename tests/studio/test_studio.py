@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelloop.labeling.crowd import CrowdAggregator, latest_votes
+from labelloop.labeling.crowd import CrowdAggregator, standing_votes
 from labelloop.studio.assign import ITEM_KEY, OverlapPolicy
 from labelloop.studio.bots import Bot, bot_email
 from labelloop.studio.client import StudioClient
@@ -132,7 +132,7 @@ def test_gold_scoring_flags_the_bad_bot(studio, store, helpers):
         answer_all(studio, team, bots, truth)
         report = sync_annotations(admin, store, dataset, CLASSES)
     assert report.added == len(plan) and not report.quarantined
-    votes = latest_votes(store.labels(dataset, kinds=["annotator"]))
+    votes = standing_votes(store, dataset)
     agg = CrowdAggregator(min_gold_accuracy=0.6, min_gold_answers=3).fit(votes, len(CLASSES), gold=gold)
     assert agg.flagged_ == [bot_email("spammer")]
     assert agg.gold_accuracy_.loc[bot_email("spammer"), "accuracy"] == 0.0
@@ -182,7 +182,7 @@ def test_sync_is_idempotent_append_only_and_quarantines(studio, store, caplog, h
         assert len(rows) == 12
         mine = rows[rows["item_id"] == item]
         assert mine["label"].tolist() == [truth[item], new_class]  # old opinion kept, new one appended
-        votes = latest_votes(rows)
+        votes = standing_votes(store, dataset)
         assert votes.set_index("item").loc[item, "label"] == new_class
         assert b_task["data"][ITEM_KEY] not in set(votes["item"])  # retracted
         assert sync_annotations(admin, store, dataset, CLASSES).added == 0
