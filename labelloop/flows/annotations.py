@@ -20,7 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from labelloop.config import load_config
-from labelloop.flows.context import open_stage
+from labelloop.runtime import open_stage
 
 __all__ = ["annotations_flow", "answers_since_last_turn", "TURN_EVENT"]
 

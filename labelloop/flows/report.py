@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_markdown, publish_table
-from labelloop.flows.context import open_stage
+from labelloop.runtime import open_stage
 from labelloop.reporting import label_summary, truth_accuracy
 
 __all__ = ["report_flow"]

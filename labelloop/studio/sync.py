@@ -57,7 +57,8 @@ from labelloop.studio.assign import ITEM_KEY, answer_of
 from labelloop.studio.client import StudioClient
 from labelloop.studio.projects import ProjectRef
 
-__all__ = ["Quarantined", "SyncReport", "annotation_rows", "sync_annotations", "sync_state", "KIND_OF_ROLE"]
+__all__ = ["Quarantined", "SyncReport", "annotation_rows", "sync_annotations", "sync_state", "close_answered",
+           "KIND_OF_ROLE"]
 
 log = logging.getLogger("labelloop.studio.sync")
 
@@ -284,6 +285,23 @@ def sync_annotations(client: StudioClient, store, dataset: str, classes: Sequenc
         for q in report.quarantined:
             log.warning("quarantined: %s", AnnotationError(q.error))
     return report
+
+
+def close_answered(store, dataset: str, answered_tasks: Iterable[int]) -> int:
+    """Pushed task copies whose Label Studio task has a synced answer become ``done``; returns how many.
+
+    The store's ``annotation_tasks`` mirror Label Studio: this is the step
+    after a sync that keeps them so.
+    """
+    answered = set(answered_tasks)
+    if not answered:
+        return 0
+    open_ = store.tasks(dataset, state="pushed")
+    open_ = open_[open_["external_id"].notna()]
+    done = open_[open_["external_id"].astype(int).isin(answered)]
+    if len(done):
+        store.update_tasks(done["id"].tolist(), state="done")
+    return int(len(done))
 
 
 def _write(store, rows: list[dict], bad: list[Quarantined], known: pd.DataFrame, ref: ProjectRef,
