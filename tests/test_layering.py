@@ -58,6 +58,6 @@ def test_tasks_and_the_library_never_import_flows(folder):
     assert _offenders(_modules(folder), "labelloop.flows") == []
 
 
-@pytest.mark.parametrize("folder", ["labeling", "models", "scrape", "sources", "store"])
+@pytest.mark.parametrize("folder", ["labeling", "models", "scrape", "sources", "store", "studio"])
 def test_the_library_never_imports_prefect(folder):
     assert _offenders(_modules(folder), "prefect") == []
