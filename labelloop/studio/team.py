@@ -9,7 +9,7 @@ crowd stage's push (the store's queue in, task copies recorded back), and
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
