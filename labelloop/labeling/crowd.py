@@ -44,7 +44,7 @@ from labelloop.labeling.agreement import gold_accuracy
 from labelloop.labeling.aggregate import DawidSkene, MajorityVote, OneCoinDawidSkene, Votes
 from labelloop.store import LabelIn
 
-__all__ = ["latest_votes", "gold_labels", "crowd_label_rows", "systematic_confusions", "CrowdAggregator"]
+__all__ = ["latest_votes", "standing_gold", "crowd_label_rows", "systematic_confusions", "CrowdAggregator"]
 
 METHODS = ("dawid_skene", "one_coin", "majority")
 
@@ -66,7 +66,7 @@ def latest_votes(labels: pd.DataFrame, item_col: str = "item_id") -> pd.DataFram
                          "label": last["label"].to_numpy(int)})
 
 
-def gold_labels(store, dataset: str) -> dict[int, int]:
+def standing_gold(store, dataset: str) -> dict[int, int]:
     """Item id -> gold class: what aggregation is anchored on and what the crowd push seeds as gold tasks."""
     gold_rows = store.labels(dataset, kinds=["gold"], decode=False)
     return {int(i): int(l) for i, l in zip(gold_rows["item_id"], gold_rows["label"]) if l >= 0}

@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import LabelStudioError
-from labelloop.labeling.crowd import CrowdAggregator, crowd_label_rows, gold_labels, latest_votes
+from labelloop.labeling.crowd import CrowdAggregator, crowd_label_rows, standing_gold, latest_votes
 from labelloop.ops.webhooks import register_project_webhooks
 from labelloop.store import Store
 from labelloop.studio.client import StudioClient
@@ -73,7 +73,7 @@ def connect(config: LabelloopConfig) -> StudioClient:
 @task(name="crowd-push", cache_policy=NO_CACHE, **SERVER_RETRIES)
 def push_task(config: LabelloopConfig, store: Store, client: StudioClient, run_id: str) -> dict[str, Any]:
     """Push the crowd queue (gold mixed in) and the expert queue; every task copy is recorded in the store."""
-    gold = gold_labels(store, config.dataset.name)
+    gold = standing_gold(store, config.dataset.name)
     probs, version = latest_model_probs(store, config.dataset.name)
     pushed = push_crowd_queue(config, store, client, run_id, gold, probs, version)
     pushed["expert_pushed"] = push_expert_queue(config, store, client, probs, version)
@@ -104,7 +104,7 @@ def aggregate_task(config: LabelloopConfig, store: Store, run_id: str) -> dict[s
     """Dawid-Skene (gold-anchored) over the newest vote per (item, annotator) -> ``crowd`` rows."""
     c, ds = config.crowd, config.dataset
     votes = latest_votes(store.labels(ds.name, kinds=["annotator"], decode=False))
-    gold = gold_labels(store, ds.name)
+    gold = standing_gold(store, ds.name)
     agg = CrowdAggregator(c.aggregator, c.gold_min_accuracy, c.gold_min_answers, confidence=c.gold_confidence,
                           flagged_weight=c.flagged_weight).fit(votes, len(ds.classes), gold, classes=ds.classes)
     written = store.add_labels(crowd_label_rows(agg, votes, gold, run_id))
