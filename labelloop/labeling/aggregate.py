@@ -343,7 +343,7 @@ class _Design:
             col_w = np.concatenate([np.repeat(source_weight, C), np.ones(C if extra is not None else 0)])
             self.A_e = (A @ sparse.diags(col_w)).tocsr()
         self.gold_rows = np.flatnonzero(gold >= 0)
-        self.standing_gold = gold[self.gold_rows]
+        self.gold_labels = gold[self.gold_rows]
         self.n_rows = A.shape[0]
 
     def expand(self, rows: np.ndarray) -> np.ndarray:
@@ -711,7 +711,7 @@ class DawidSkene(_Aggregator):
             total = counts.sum(1, keepdims=True)
             post = np.divide(counts, total, out=np.full_like(counts, 1.0 / C), where=total > 0)
         if len(d.gold_rows):
-            post[d.gold_rows] = np.eye(C)[d.standing_gold]
+            post[d.gold_rows] = np.eye(C)[d.gold_labels]
         return post
 
     def _m_step(self, d: _Design, post: np.ndarray, n_src: int, model_abstains: bool, rows: np.ndarray | None = None):
@@ -752,8 +752,8 @@ class DawidSkene(_Aggregator):
         lse = _logsumexp_rows(ll)
         post = np.exp(ll - lse[:, None])
         if len(d.gold_rows):
-            post[d.gold_rows] = eye[d.standing_gold]
-            lse[d.gold_rows] = ll[d.gold_rows, d.standing_gold]
+            post[d.gold_rows] = eye[d.gold_labels]
+            lse[d.gold_rows] = ll[d.gold_rows, d.gold_labels]
         return post, float(d.weights @ lse)
 
 

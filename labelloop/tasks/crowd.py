@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import LabelStudioError
-from labelloop.labeling.crowd import CrowdAggregator, crowd_label_rows, standing_gold, latest_votes
+from labelloop.labeling.crowd import CrowdAggregator, crowd_label_rows, latest_votes, standing_gold
 from labelloop.ops.webhooks import register_project_webhooks
 from labelloop.store import Store
 from labelloop.studio.client import StudioClient
