@@ -208,7 +208,7 @@ def main() -> None:
 
             # -- images with files: pushed as URLs through the crowd flow's content path -----------
             if args.image_items:
-                from labelloop.flows.crowd import _content
+                from labelloop.studio.projects import item_content
 
                 t0 = time.perf_counter()
                 paths = write_images(tmp, args.image_items, args.seed)
@@ -221,7 +221,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 for ref in iteam.projects().values():
                     ensure_file_storage(admin, ref, tmp / FILES_DIR)
-                content = _content(store, config, img_ids)
+                content = item_content(store, "imgs", "image", config.data_path, img_ids)
                 iplan, pushed = iteam.push(img_ids, content, OverlapPolicy(3, 3), seed=args.seed)
                 img_s = time.perf_counter() - t0
                 copies = sum(len(v) for v in pushed.values())

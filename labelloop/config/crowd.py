@@ -33,8 +33,8 @@ class CrowdConfig(Section):
         description="Prefect Secret block holding the admin token when env LABELLOOP_LS_TOKEN is unset.")
     annotators: list[str] = Field(default_factory=list, description="Emails of the crowd (people).")
     bots: Annotated[list[BotConfig], distinct("bot names", key=lambda bot: bot.name)] = Field(
-        default_factory=list, description="Simulated annotators."
-    )
+        default_factory=list, description="Simulated annotators (answer only in `labelloop studio demo` and tests; "
+        "a production turn never runs them).")
     experts: list[str] = Field(default_factory=list, description="Emails of experts (informational).")
     overlap: int = Field(default=3, ge=1, description="k: the most annotators an item gets.")
     initial_overlap: int = Field(default=2, ge=1, description="Annotators asked first; more only on disagreement.")
@@ -60,7 +60,6 @@ class CrowdConfig(Section):
     aggregator: Literal["dawid_skene", "one_coin", "majority"] = Field(
         default="dawid_skene", description="dawid_skene (a confusion matrix per annotator), one_coin (one accuracy "
         "per annotator), majority.")
-    wait_seconds: float = Field(default=0.0, ge=0.0, description="How long the flow waits for answers after a push.")
     reconcile_every_s: float | None = Field(
         default=3600.0, gt=0, description="Seconds between full reconciles of the Label Studio sync (every project "
         "exported; catches deleted tasks); syncs in between read only changed tasks. null: reconcile only when a "

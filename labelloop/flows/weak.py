@@ -10,8 +10,8 @@ import numpy as np
 from prefect import flow
 
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_markdown, publish_table
-from labelloop.flows.context import open_stage
 from labelloop.labeling.lf import lf_set_version, lfs_from_config
+from labelloop.runtime import open_stage
 from labelloop.tasks.weak import (
     LF_SET_PREFIX,
     analyse_task,

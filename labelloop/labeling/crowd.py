@@ -31,6 +31,7 @@ Annotator quality, and why it is decided this way
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -41,9 +42,9 @@ from sklearn.utils.validation import check_is_fitted
 from labelloop.exceptions import AggregationError
 from labelloop.labeling.agreement import gold_accuracy
 from labelloop.labeling.aggregate import DawidSkene, MajorityVote, OneCoinDawidSkene, Votes
-from labelloop.store import Store
+from labelloop.store import LabelIn, Store
 
-__all__ = ["standing_votes", "standing_gold", "systematic_confusions", "CrowdAggregator"]
+__all__ = ["standing_votes", "standing_gold", "crowd_label_rows", "systematic_confusions", "CrowdAggregator"]
 
 METHODS = ("dawid_skene", "one_coin", "majority")
 
@@ -66,6 +67,22 @@ def standing_gold(store: Store, dataset: str) -> dict[int, int]:
     """
     rows = store.standing(dataset, kinds=["gold"], per="item", decode=False)
     return dict(zip(rows["item_id"].astype(int).tolist(), rows["label"].astype(int).tolist()))
+
+
+def crowd_label_rows(aggregator: "CrowdAggregator", votes: pd.DataFrame, gold: Mapping[int, int],
+                     run_id: str | None = None) -> list[LabelIn]:
+    """One ``crowd`` label row per aggregated item that is not gold (class, confidence, posteriors).
+
+    Dedupe keys come from a digest of the votes and the method: the same votes
+    give the same keys, so re-aggregating unchanged votes adds nothing.
+    """
+    check_is_fitted(aggregator, "posteriors_")
+    method = aggregator.method
+    digest = hashlib.sha256(pd.util.hash_pandas_object(votes.sort_values(["item", "source"]), index=False)
+                            .values.tobytes() + method.encode()).hexdigest()[:16]
+    return [LabelIn(item_id=int(i), label=int(p.argmax()), kind="crowd", source=f"crowd:{method}",
+                    confidence=float(p.max()), probs=p, run_id=run_id, dedupe_key=f"crowd:{digest}:{int(i)}")
+            for i, p in zip(aggregator.items_, aggregator.posteriors_) if int(i) not in gold]
 
 
 def systematic_confusions(confusions: np.ndarray, evidence: np.ndarray, sources: Any,

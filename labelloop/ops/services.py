@@ -203,7 +203,7 @@ def _start_webhooks(config: LabelloopConfig, state: ServiceState, server: Prefec
         state.started.append("webhook-receiver")
     state.webhooks = receiver
     state.save(config)
-    from labelloop.flows.crowd import connect
+    from labelloop.tasks.crowd import connect
     from labelloop.ops.webhooks import register_project_webhooks
 
     with connect(config) as client:  # projects made before the receiver existed; the crowd push does the rest

@@ -144,7 +144,7 @@ def test_no_votes_gives_empty_frames():
 def test_a_withdrawn_gold_label_stops_anchoring_aggregation(store):
     """Through the crowd stage's aggregation: gold read from the store's standing opinions, retractions applied."""
     from labelloop.config import parse_config
-    from labelloop.flows.crowd import aggregate_task
+    from labelloop.tasks.crowd import aggregate_task
     from labelloop.store import ItemIn, LabelIn
 
     config = parse_config({"dataset": {"name": "ds", "modality": "text", "classes": ["a", "b", "c"]}}, "x.yaml")

@@ -221,6 +221,7 @@ def test_crowd_flow_round_under_prefect(studio, tmp_path, monkeypatch, prefect_h
     import yaml
 
     from labelloop.flows.crowd import crowd_flow
+    from labelloop.simulation import simulated_team
     from labelloop.store import ItemIn, LabelIn, Store, TaskIn
 
     data = tmp_path / "data"
@@ -251,22 +252,30 @@ def test_crowd_flow_round_under_prefect(studio, tmp_path, monkeypatch, prefect_h
     (data / "studio").mkdir()
     (data / "studio" / "bots.json").write_text((studio.studio_dir / "bots.json").read_text())
 
-    first = crowd_flow(str(path), "run-1")
-    assert first["pushed"]["queued_taken"] == 30 and first["pushed"]["gold"] > 0
-    assert first["flagged"] == [bot_email("spammer")]
+    # a production round: pushed, nobody simulated answers, nothing waited for
+    pushed = crowd_flow(str(path), "run-0")
+    assert pushed["pushed"]["queued_taken"] == 30 and pushed["pushed"]["gold"] > 0
+    assert pushed["answered"] == 0 and pushed["synced"] == 0 and pushed["crowd_rows"] == 0
     tasks = store.tasks("flowds", queue="crowd")
     copies = tasks[tasks["annotator"].notna()]
-    assert len(copies) == first["pushed"]["pushed"] and copies["is_gold"].sum() == first["pushed"]["gold"]
-    assert (tasks[tasks["annotator"].isna()]["state"] == "pushed").all()
-    assert (copies["state"] == "done").all()  # every copy was answered by a bot and synced
-    second = crowd_flow(str(path), "run-2")  # the third annotator for items the first two disagreed on
+    assert len(copies) == pushed["pushed"]["pushed"] and copies["is_gold"].sum() == pushed["pushed"]["gold"]
+    assert (tasks[tasks["annotator"].isna()]["state"] == "pushed").all() and (copies["state"] == "pushed").all()
+    with simulated_team():  # the bots answer between push and sync
+        first = crowd_flow(str(path), "run-1")  # nothing new to push: every copy awaits its answer
+        assert first["pushed"]["pushed"] == 0 and first["answered"] == len(copies)
+        assert first["flagged"] == [bot_email("spammer")]
+        tasks = store.tasks("flowds", queue="crowd")
+        copies = tasks[tasks["annotator"].notna()]
+        assert (copies["state"] == "done").all()  # every copy was answered by a bot and synced
+        second = crowd_flow(str(path), "run-2")  # the third annotator for items the first two disagreed on
     assert 0 < second["pushed"]["pushed"] <= 30
     crowd = store.labels("flowds", kinds=["crowd"])
     assert set(crowd["item_id"]) == set(ids[10:])
     latest = crowd.sort_values("id").groupby("item_id").tail(1)
     truth = dict(zip(ids, y))
     assert np.mean(latest["label"].to_numpy() == latest["item_id"].map(truth).to_numpy()) >= 0.85
-    third = crowd_flow(str(path), "run-3")  # nothing new anywhere: nothing added
+    with simulated_team():
+        third = crowd_flow(str(path), "run-3")  # nothing new anywhere: nothing added
     assert third["pushed"]["pushed"] == 0 and third["synced"] == 0 and third["crowd_rows"] == 0
     from labelloop.flows.crowd import crowd_sync_flow
 
