@@ -33,7 +33,7 @@ from labelloop.flows.context import open_stage
 from labelloop.models import metrics
 from labelloop.models.ensemble import KFoldCommittee
 from labelloop.models.inputs import build_committee, model_version, prior_aligned_weights, training_set
-from labelloop.models.outputs import CommitteeOutputs, OutputsWriter, file_sha256, record_outputs, write_json
+from labelloop.models.outputs import CommitteeOutputs, FileRows, OutputsWriter, file_sha256, record_outputs, write_json
 from labelloop.models.text_augment import AugmentedRows, rows_of
 from labelloop.tasks.training import (
     POOL_CHUNK,
@@ -77,14 +77,14 @@ def fit_committee(committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np
 
 
 def predict_pool(
-    committee: KFoldCommittee, X: np.ndarray, chunk: int = POOL_CHUNK, members: np.ndarray | None = None,
-    embeddings: np.ndarray | None = None, embed: bool = True, ahead: int = PREDICT_AHEAD,
-) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    committee: KFoldCommittee, X: np.ndarray, chunk: int = POOL_CHUNK, members: np.ndarray | FileRows | None = None,
+    embeddings: np.ndarray | FileRows | None = None, embed: bool = True, ahead: int = PREDICT_AHEAD,
+) -> tuple[np.ndarray | FileRows, np.ndarray | FileRows, list[int]]:
     """Members' probabilities ``(k, n, C)`` and embeddings ``(n, d)`` of ``X``, one task per chunk.
 
-    ``members`` / ``embeddings``: arrays to fill (e.g. slices of the files an
-    :class:`~labelloop.models.outputs.OutputsWriter` maps), else new in-memory
-    ones; ``embed=False`` skips the embeddings (0 columns). At most ``ahead``
+    ``members`` / ``embeddings``: arrays or file rows to fill (e.g. the
+    :class:`~labelloop.models.outputs.FileRows` of an ``OutputsWriter``), else
+    new in-memory arrays; ``embed=False`` skips the embeddings (0 columns). At most ``ahead``
     chunks are submitted before the oldest is written and let go, so memory is
     a few chunks however large the pool. Returns the pids that predicted.
     """
@@ -130,13 +130,13 @@ def save_outputs(committee: KFoldCommittee, data: dict[str, Any], used: np.ndarr
     n_t, n_pool = len(trained), len(data["X_pool"])
     n_p = n_pool + len(dropped)
     writer = OutputsWriter(directory)
-    members = writer.array("pool_members", (committee.n_splits, n_p, committee.n_classes_))
-    emb = writer.array("embeddings", (n_t + n_p, committee.embedding_dim()))
-    _, _, pids = predict_pool(committee, data["X_pool"], members=members[:, :n_pool], embeddings=emb[n_t : n_t + n_pool])
+    members = writer.rows("pool_members", (committee.n_splits, n_p, committee.n_classes_), axis=1)
+    emb = writer.rows("embeddings", (n_t + n_p, committee.embedding_dim()))
+    _, _, pids = predict_pool(committee, data["X_pool"], members=members.rows(0, n_pool),
+                              embeddings=emb.rows(n_t, n_t + n_pool))
     if len(dropped):
-        predict_pool(committee, X_train[dropped], members=members[:, n_pool:], embeddings=emb[n_t + n_pool :])
-    predict_pool(committee, trained, embeddings=emb[:n_t])  # trained items: their embeddings only
-    del members, emb
+        predict_pool(committee, X_train[dropped], members=members.rows(n_pool), embeddings=emb.rows(n_t + n_pool))
+    predict_pool(committee, trained, embeddings=emb.rows(0, n_t))  # trained items: their embeddings only
     writer.put("train_ids", data["train_ids"][used].astype(np.int64))
     writer.put("oof_proba", committee.oof_proba_[:n_t].astype(np.float32))
     writer.put("train_kinds", data["kinds"][used])

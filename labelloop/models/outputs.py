@@ -39,7 +39,7 @@ import numpy as np
 
 from labelloop.exceptions import TrainingError
 
-__all__ = ["CommitteeOutputs", "OutputsWriter", "ARRAYS", "file_sha256", "write_json", "record_outputs", "latest_outputs",
+__all__ = ["CommitteeOutputs", "OutputsWriter", "FileRows", "ARRAYS", "file_sha256", "write_json", "record_outputs", "latest_outputs",
            "MODEL_RUN_KIND"]
 
 # The run row through which the store points to the committee's outputs (manifest path + sha256).
@@ -168,6 +168,18 @@ class OutputsWriter:
         self._open[name] = out
         return out
 
+    def rows(self, name: str, shape: tuple[int, ...], dtype: Any = np.float32, axis: int = 0) -> "FileRows":
+        """A preallocated ``.npy`` file of ``shape`` written by ranges of rows along ``axis`` through the file.
+
+        Unlike :meth:`array` nothing stays mapped: what was written sits in the
+        page cache, not in the stage's resident memory (a million items' 256-d
+        embeddings are 1 GB a mapping would keep resident until the end).
+        """
+        out = self.array(name, shape, dtype)
+        rows = FileRows(Path(out.filename), out.offset, out.shape, out.dtype, axis)
+        del out  # unmapped: FileRows writes through the file
+        return rows
+
     def put(self, name: str, values: Any) -> None:
         """Write a whole (small) array; strings are stored as fixed-width unicode (no pickles)."""
         arr = np.asarray(values)
@@ -195,6 +207,60 @@ class OutputsWriter:
         manifest = write_json(self.directory / "outputs.json",
                               {"files": {name: self._done[name] for name in ARRAYS}, "info": info})
         return manifest, file_sha256(manifest)
+
+
+class FileRows:
+    """Rows ``[start, stop)`` along ``axis`` of a preallocated ``.npy`` array, written with file writes.
+
+    ``axis=1`` serves ``(k, n, C)`` member probabilities: a range of items is
+    one contiguous run per member.
+    """
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype, axis: int = 0,
+                 start: int = 0, stop: int | None = None) -> None:
+        self.path, self.offset, self.full_shape, self.dtype, self.axis = path, offset, tuple(shape), dtype, axis
+        self.start, self.stop = start, shape[axis] if stop is None else stop
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        shape = list(self.full_shape)
+        shape[self.axis] = self.stop - self.start
+        return tuple(shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, start: int, stop: int | None = None) -> "FileRows":
+        """Rows ``[start, stop)`` of these rows (a view on the same file)."""
+        stop = self.stop - self.start if stop is None else stop
+        if not 0 <= start <= stop <= self.stop - self.start:
+            raise ValueError(f"rows [{start}, {stop}) outside the {self.stop - self.start} rows of {self.path.name}")
+        return FileRows(self.path, self.offset, self.full_shape, self.dtype, self.axis, self.start + start,
+                        self.start + stop)
+
+    def write(self, start: int, values: np.ndarray) -> None:
+        """Write ``values`` (these rows' shape but for the row count) at row ``start``."""
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        count = values.shape[self.axis] if values.ndim == len(self.full_shape) else -1
+        expected = list(self.shape)
+        expected[self.axis] = count
+        if values.shape != tuple(expected) or not 0 <= start <= self.stop - self.start - count:
+            raise ValueError(f"{self.path.name}: cannot write values of shape {values.shape} at row {start} "
+                             f"of rows of shape {self.shape}")
+        axis, n = self.axis, self.full_shape[self.axis]
+        row_bytes = int(np.prod(self.full_shape[axis + 1 :], dtype=np.int64)) * self.dtype.itemsize
+        runs = values.reshape(-1, *values.shape[axis:]) if axis else values[None]
+        with open(self.path, "r+b") as fh:
+            for outer, run in enumerate(runs):
+                fh.seek(self.offset + (outer * n + self.start + start) * row_bytes)
+                fh.write(run.tobytes())
+
+    def __setitem__(self, key: Any, values: np.ndarray) -> None:
+        """``rows[:, s:e] = values`` (``axis=1``) or ``rows[s:e] = values`` (``axis=0``)."""
+        key = key if isinstance(key, tuple) else (key,)
+        if len(key) != self.axis + 1 or any(k != slice(None) for k in key[:-1]) or key[-1].step not in (None, 1):
+            raise ValueError(f"{self.path.name}: only whole rows along axis {self.axis} can be written (got {key})")
+        self.write(key[-1].start or 0, values)
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -33,20 +33,32 @@ def _in_memory(committee: KFoldCommittee, X: np.ndarray) -> CommitteeOutputs:
     )
 
 
-def test_outputs_written_in_chunks_round_trip_equal_to_in_memory_ones(fitted, tmp_path):
+@pytest.mark.parametrize("how", ["rows", "array"])
+def test_outputs_written_in_chunks_round_trip_equal_to_in_memory_ones(fitted, tmp_path, how):
     committee, X = fitted
     whole = _in_memory(committee, X)
     manifest_a, _ = whole.save(tmp_path / "whole")
 
-    # The model stage's way: preallocated files, each prediction chunk written where it belongs, never gathered.
+    # The model stage's way: preallocated files, each prediction chunk written where it belongs, never gathered
+    # ("rows": file writes, nothing stays mapped; "array": a writable mapping).
     writer = OutputsWriter(tmp_path / "chunked")
     n_t, n_p = 150, len(X) - 150
-    members = writer.array("pool_members", (committee.n_splits, n_p, committee.n_classes_))
-    emb = writer.array("embeddings", (n_t + n_p, committee.embedding_dim()))
-    for s in range(0, n_p, 64):  # chunks that do not divide the pool
-        committee.predict_outputs(X[150 + s : 150 + s + 64], chunk=16, members=members[:, s : s + 64],
-                                  embeddings=emb[n_t + s : n_t + s + 64])
-    committee.predict_outputs(X[:150], embeddings=emb[:n_t])
+    if how == "rows":
+        members = writer.rows("pool_members", (committee.n_splits, n_p, committee.n_classes_), axis=1)
+        emb = writer.rows("embeddings", (n_t + n_p, committee.embedding_dim()))
+        pool_emb = emb.rows(n_t)
+        for s in range(0, n_p, 64):  # chunks that do not divide the pool
+            m, e = committee.predict_outputs(X[150 + s : 150 + s + 64], chunk=16)
+            members[:, s : s + m.shape[1]] = m
+            pool_emb[s : s + len(e)] = e
+        emb.rows(0, n_t)[0:n_t] = committee.predict_outputs(X[:150])[1]
+    else:
+        members = writer.array("pool_members", (committee.n_splits, n_p, committee.n_classes_))
+        emb = writer.array("embeddings", (n_t + n_p, committee.embedding_dim()))
+        for s in range(0, n_p, 64):
+            committee.predict_outputs(X[150 + s : 150 + s + 64], chunk=16, members=members[:, s : s + 64],
+                                      embeddings=emb[n_t + s : n_t + s + 64])
+        committee.predict_outputs(X[:150], embeddings=emb[:n_t])
     for name in ARRAYS:
         if name not in ("pool_members", "embeddings"):
             writer.put(name, getattr(whole, name))
