@@ -253,7 +253,7 @@ class FileRows:
         with open(self.path, "r+b") as fh:
             for outer, run in enumerate(runs):
                 fh.seek(self.offset + (outer * n + self.start + start) * row_bytes)
-                fh.write(run.tobytes())
+                fh.write(memoryview(run))  # the chunk itself, no bytes copy
 
     def __setitem__(self, key: Any, values: np.ndarray) -> None:
         """``rows[:, s:e] = values`` (``axis=1``) or ``rows[s:e] = values`` (``axis=0``)."""
