@@ -106,9 +106,39 @@ def write_project(directory: Path, n: int, tabular: bool, gold: int = 200, ancho
     return path
 
 
+def rss_tracer(step_mb: float = 64.0):
+    """Sample this process's RSS; each time it rises ``step_mb`` above the last record, note the main stack.
+
+    Returns a function giving the records ``(rss_mb, stack)``: where the peak memory was reached.
+    """
+    import threading
+    import traceback
+
+    main = threading.main_thread().ident
+    page = os.sysconf("SC_PAGE_SIZE") / 2**20
+    records: list[tuple[float, str]] = []
+
+    def sample() -> None:
+        top = 0.0
+        while True:
+            with open("/proc/self/statm") as fh:
+                rss = int(fh.read().split()[1]) * page
+            if rss > top + step_mb:
+                top = rss
+                frame = sys._current_frames().get(main)
+                stack = traceback.extract_stack(frame)[-6:] if frame is not None else []
+                records.append((rss, " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))))
+            time.sleep(0.02)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return lambda: list(records)
+
+
 def child(stage: str, config: str, run_id: str) -> None:
     """Run one stage in this process; print its seconds and this process's peak RSS as JSON."""
     import resource
+
+    trace = rss_tracer() if os.environ.get("LOOP_SCALE_TRACE_RSS") else None
 
     from labelloop.flows.importing import import_flow
     from labelloop.flows.report import report_flow
@@ -122,6 +152,9 @@ def child(stage: str, config: str, run_id: str) -> None:
     t0 = time.perf_counter()
     result = flows[stage](config, run_id)
     seconds = time.perf_counter() - t0
+    if trace is not None:  # where the memory grew (LOOP_SCALE_TRACE_RSS=1 / --trace-rss)
+        for rss, stack in trace()[-14:]:
+            print(f"RSS {rss:8.0f} MiB  {stack}", file=sys.stderr)
     print("RESULT " + json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                                   "summary": {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}}))
 
@@ -132,16 +165,22 @@ def run_stage(stage: str, config: Path, run_id: str, env: dict[str, str], python
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"stage {stage} on {config} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    for line in proc.stderr.splitlines():
+        if line.startswith("RSS "):
+            print(f"  {stage} {line}", flush=True)
     return json.loads(lines[-1][len("RESULT "):])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--million", action="store_true", help="also 1,000,000 tabular items (MLP)")
+    ap.add_argument("--tabular", type=int, nargs="*", default=[],
+                    help="tabular pool sizes (MLP), e.g. 200000 to predict the 1M row's memory at a fifth of the time")
     ap.add_argument("--anchor", type=int, default=3000, help="pool size of the pre-change route stage (0 = skip)")
     ap.add_argument("--anchor-path", default=None, help="a checkout of the pre-change code (default: git archive)")
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--trace-rss", action="store_true", help="print where each stage's memory grew (main thread's stack)")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), help="stages to run (a project already in --dir is reused)")
     args = ap.parse_args()
 
@@ -149,10 +188,12 @@ def main() -> None:
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="labelloop-scale-"))
     server = PrefectServer(home=work / "prefect").start()
-    env = prefect_env(work / "prefect", api_url=server.api_url, extra={"NO_ALBUMENTATIONS_UPDATE": "1"})
+    extra = {"NO_ALBUMENTATIONS_UPDATE": "1", **({"LOOP_SCALE_TRACE_RSS": "1"} if args.trace_rss else {})}
+    env = prefect_env(work / "prefect", api_url=server.api_url, extra=extra)
     rows: list[dict] = []
     try:
-        jobs = [(n, False) for n in args.sizes] + ([(1_000_000, True)] if args.million else [])
+        jobs = [(n, False) for n in args.sizes] + [(n, True) for n in args.tabular]
+        jobs += [(1_000_000, True)] if args.million else []
         if args.anchor:
             args.anchor_path = args.anchor_path or str(pre_change_tree(work / "pre-change"))
             # The pre-change route stage (fits its own SVC committee + kNN graph) on the same kind of pool.
@@ -170,8 +211,9 @@ def main() -> None:
             print(f"anchor N={args.anchor}: pre-change route {old['seconds']:.1f} s, labelloop route {new['seconds']:.1f} s",
                   flush=True)
         for n, tabular in jobs:
-            existing = work / f"n{n}" / "labelloop.yaml"
-            config = existing if existing.exists() else write_project(work / f"n{n}", n, tabular)
+            name = f"t{n}" if tabular and n != 1_000_000 else f"n{n}"
+            existing = work / name / "labelloop.yaml"
+            config = existing if existing.exists() else write_project(work / name, n, tabular)
             run_id = uuid.uuid4().hex
             total, peak = 0.0, 0.0
             for stage in [s for s in STAGES if s in args.stages]:

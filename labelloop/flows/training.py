@@ -18,6 +18,7 @@ reuses them: the same labels and settings give the same committee.
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +32,25 @@ from labelloop.flows.artifacts import artifact_key, markdown_table, publish_imag
 from labelloop.flows.context import open_stage
 from labelloop.models import metrics
 from labelloop.models.ensemble import KFoldCommittee
-from labelloop.models.outputs import CommitteeOutputs, file_sha256
+from labelloop.models.inputs import build_committee, model_version, prior_aligned_weights, training_set
+from labelloop.models.outputs import CommitteeOutputs, FileRows, OutputsWriter, file_sha256, record_outputs, write_json
 from labelloop.models.text_augment import AugmentedRows, rows_of
-from labelloop.tasks.model import model_version, prior_aligned_weights, record_outputs, training_set
 from labelloop.tasks.training import (
     POOL_CHUNK,
-    build_committee,
     fit_fold_group_task,
     predict_chunk_task,
     prepare_training_task,
     store_committee_predictions_task,
-    write_manifest,
 )
 
-__all__ = ["training_flow", "fit_committee", "predict_pool", "FIRM_KINDS"]
+__all__ = ["training_flow", "fit_committee", "predict_pool", "save_outputs", "FIRM_KINDS"]
 
 # Labels a person gave: the yardstick of the pseudo-label fallback.
 FIRM_KINDS = ("gold", "expert", "crowd")
+# Prediction chunks submitted ahead of the one being written: enough to keep a few workers busy,
+# few enough that memory stays a few chunks (4 x 50,000 items x (256-d embedding + 5 x 10 probabilities)
+# x 4 bytes = 245 MB) and not the pool.
+PREDICT_AHEAD = 4
 
 
 def fit_committee(committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np.ndarray,
@@ -73,22 +76,75 @@ def fit_committee(committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np
     return committee
 
 
-def predict_pool(committee: KFoldCommittee, X: np.ndarray, chunk: int = POOL_CHUNK) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Members' probabilities ``(k, n, C)`` and embeddings ``(n, d)`` of ``X``, one task per chunk."""
+def predict_pool(
+    committee: KFoldCommittee, X: np.ndarray, chunk: int = POOL_CHUNK, members: np.ndarray | FileRows | None = None,
+    embeddings: np.ndarray | FileRows | None = None, embed: bool = True, ahead: int = PREDICT_AHEAD,
+) -> tuple[np.ndarray | FileRows, np.ndarray | FileRows, list[int]]:
+    """Members' probabilities ``(k, n, C)`` and embeddings ``(n, d)`` of ``X``, one task per chunk.
+
+    ``members`` / ``embeddings``: arrays or file rows to fill (e.g. the
+    :class:`~labelloop.models.outputs.FileRows` of an ``OutputsWriter``), else
+    new in-memory arrays; ``embed=False`` skips the embeddings (0 columns). At most ``ahead``
+    chunks are submitted before the oldest is written and let go, so memory is
+    a few chunks however large the pool. Returns the pids that predicted.
+    """
     n = len(X)
-    futures = [predict_chunk_task.submit(committee, X[s : s + chunk]) for s in range(0, n, chunk)]
-    members = np.empty((committee.n_splits, n, committee.n_classes_), np.float32)
-    emb: np.ndarray | None = None
-    pids = set()
-    for i, fut in enumerate(futures):
-        m, e, pid = fut.result()
-        s = i * chunk
-        members[:, s : s + m.shape[1]] = m
-        if emb is None:
-            emb = np.empty((n, e.shape[1]), np.float32)
-        emb[s : s + len(e)] = e
-        pids.add(pid)
-    return members, (emb if emb is not None else np.zeros((0, 0), np.float32)), sorted(pids)
+    if members is None:
+        members = np.empty((committee.n_splits, n, committee.n_classes_), np.float32)
+    starts = list(range(0, n, chunk))
+    pending: deque[tuple[int, Any]] = deque()
+    pids: set[int] = set()
+    for i in range(len(starts)):
+        pending.append((starts[i], predict_chunk_task.submit(committee, X[starts[i] : starts[i] + chunk], embed)))
+        if len(pending) < ahead and i + 1 < len(starts):
+            continue
+        while pending and (len(pending) >= ahead or i + 1 == len(starts)):
+            s, future = pending.popleft()
+            m, e, pid = future.result()
+            del future  # the future holds its result: drop it with the chunk
+            members[:, s : s + m.shape[1]] = m
+            if embed:
+                if embeddings is None:
+                    embeddings = np.empty((n, e.shape[1]), np.float32)
+                embeddings[s : s + len(e)] = e
+            pids.add(pid)
+            del m, e
+    if not embed or embeddings is None:
+        embeddings = np.zeros((n, 0) if not embed else (0, 0), np.float32)
+    return members, embeddings, sorted(pids)
+
+
+def save_outputs(committee: KFoldCommittee, data: dict[str, Any], used: np.ndarray, info: dict[str, Any],
+                 directory: Path) -> tuple[Path, str]:
+    """Predict and write the committee's outputs chunk by chunk into mapped files; return the manifest and its sha256.
+
+    Everything the committee did not train on as a resolved label is the pool:
+    the original pool and any standing pseudo-label dropped by the fallback
+    (the route stage re-decides both). The pool's member probabilities and the
+    embeddings go straight from each prediction chunk into their ``.npy`` files,
+    so a million-item pool is never held whole.
+    """
+    X_train = data["X_train"]
+    dropped = np.setdiff1d(np.arange(len(X_train)), used)
+    trained = X_train if not len(dropped) else X_train[used]
+    n_t, n_pool = len(trained), len(data["X_pool"])
+    n_p = n_pool + len(dropped)
+    writer = OutputsWriter(directory)
+    members = writer.rows("pool_members", (committee.n_splits, n_p, committee.n_classes_), axis=1)
+    emb = writer.rows("embeddings", (n_t + n_p, committee.embedding_dim()))
+    _, _, pids = predict_pool(committee, data["X_pool"], members=members.rows(0, n_pool),
+                              embeddings=emb.rows(n_t, n_t + n_pool))
+    if len(dropped):
+        predict_pool(committee, X_train[dropped], members=members.rows(n_pool), embeddings=emb.rows(n_t + n_pool))
+    predict_pool(committee, trained, embeddings=emb.rows(0, n_t))  # trained items: their embeddings only
+    writer.put("train_ids", data["train_ids"][used].astype(np.int64))
+    writer.put("oof_proba", committee.oof_proba_[:n_t].astype(np.float32))
+    writer.put("train_kinds", data["kinds"][used])
+    writer.put("train_labels", data["labels"][used])
+    writer.put("train_weight", data["weight"][used])
+    writer.put("pool_ids", np.r_[data["pool_ids"], data["train_ids"][dropped]].astype(np.int64))
+    info["predict_pids"] = pids
+    return writer.close(info)
 
 
 def _firm_rows(kinds: np.ndarray) -> np.ndarray:
@@ -130,7 +186,7 @@ def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -
                                    rows_of(copies, keep))
         # Standing pseudo-labels are the confident part of the pool, not a random sample of it: align their
         # class mass to the prior the supervised committee sees over everything a person did not label.
-        seen = [predict_pool(supervised, part)[0].mean(0) for part in (X[pseudo], data["X_pool"]) if len(part)]
+        seen = [predict_pool(supervised, part, embed=False)[0].mean(0) for part in (X[pseudo], data["X_pool"]) if len(part)]
         prior = estimate_prior(labels[keep], np.concatenate(seen), n_classes)
         w_fit = w.copy()
         w_fit[pseudo] = prior_aligned_weights(labels[pseudo], w[pseudo], prior)
@@ -153,7 +209,7 @@ def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -
         base_pseudo = np.flatnonzero(pseudo[used])
         y_used = labels[used]
         for r in range(1, st.rounds + 1):
-            members, _, _ = predict_pool(committee, data["X_pool"])
+            members, _, _ = predict_pool(committee, data["X_pool"], embed=False)
             pool_proba = members.mean(0)
             counts = np.bincount(y_used[base_firm], minlength=n_classes)
             sel = select_pseudo_labels(pool_proba, members, n_labeled_per_class=counts,
@@ -220,34 +276,15 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         resumed = outputs is not None
         committee = None
         fit_part: list[tuple[str, np.ndarray, np.ndarray]] = []
-        pids: list[int] = []
         if outputs is None:
             data = prepare_training_task(config, store, resolution, mask)
             committee, info, used, extra = _self_train(config, data, ckpt_dir)
-            n_used = len(used)
-            # Everything the committee did not train on as a resolved label is the pool: the original pool and
-            # any standing pseudo-label dropped by the fallback (the route stage re-decides both).
-            dropped = np.setdiff1d(np.arange(len(data["X_train"])), used)
-            pool_X = data["X_pool"] if not len(dropped) else np.concatenate([data["X_pool"], data["X_train"][dropped]])
-            pool_ids = np.r_[data["pool_ids"], data["train_ids"][dropped]].astype(np.int64)
-            members, pool_emb, pids = predict_pool(committee, pool_X)
-            _, train_emb, _ = predict_pool(committee, data["X_train"][used])
             info.update(version=version, source=source, model=config.training.model, n_splits=committee.n_splits,
                         temperature=committee.temperature_, fold_scores=committee.fold_scores_,
-                        fit_pids=getattr(committee, "fit_pids_", []), predict_pids=pids,
-                        device=committee.device_, checkpoints=committee.checkpoints_)
-            outputs = CommitteeOutputs(
-                train_ids=data["train_ids"][used].astype(np.int64),
-                oof_proba=committee.oof_proba_[:n_used].astype(np.float32),
-                train_kinds=data["kinds"][used],
-                train_labels=data["labels"][used],
-                train_weight=data["weight"][used],
-                pool_ids=pool_ids,
-                pool_members=members,
-                embeddings=np.concatenate([train_emb, pool_emb]) if len(pool_emb) else train_emb,
-                info=info,
-            )
-            manifest, digest = outputs.save(out_dir)
+                        fit_pids=getattr(committee, "fit_pids_", []), device=committee.device_,
+                        checkpoints=committee.checkpoints_)
+            manifest, digest = save_outputs(committee, data, used, info, out_dir)
+            outputs = CommitteeOutputs.load(manifest, digest, verify=False)  # mapped: just written and hashed
             # Items of a class with fewer labels than folds are never held out, so they have no out-of-fold
             # opinion: they get the committee's own (in-sample) one, written apart as part "fit".
             unseen = np.isnan(outputs.oof_proba[:, 0])
@@ -278,7 +315,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
     ece = metrics.expected_calibration_error(oof[seen], hard)
     cm_png = metrics.plot_confusion(cm, classes, ckpt_dir / "confusion.png", title=f"OOF confusion, {source}")
     rel_png = metrics.plot_reliability(curve, ckpt_dir / "reliability.png", title=f"OOF reliability (ECE {ece:.3f})")
-    checkpoint_manifest = write_manifest(ckpt_dir / "manifest.json", {"source": source, "version": version, "run_id": run_id,
+    checkpoint_manifest = write_json(ckpt_dir / "manifest.json", {"source": source, "version": version, "run_id": run_id,
                                                 "temperature": info["temperature"], "checkpoints": info["checkpoints"],
                                                 "fold_scores": folds, "outputs": str(manifest)})
     publish_table(artifact_key(dataset, "kfold-metrics"), folds,

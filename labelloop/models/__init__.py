@@ -24,6 +24,10 @@ __all__ = [
     "save_checkpoint",
     "softmax",
     "CommitteeOutputs",
+    "OutputsWriter",
+    "latest_outputs",
+    "build_committee",
+    "training_set",
     "load_features",
 ]
 
@@ -37,6 +41,10 @@ _WHERE = {
     "fit_temperature": "calibration",
     "softmax": "calibration",
     "CommitteeOutputs": "outputs",
+    "OutputsWriter": "outputs",
+    "latest_outputs": "outputs",
+    "build_committee": "inputs",
+    "training_set": "inputs",
     "load_features": "features",
     "FitResult": "trainer",
     "Trainer": "trainer",

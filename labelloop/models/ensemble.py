@@ -50,6 +50,9 @@ from labelloop.models.trainer import Trainer, resolve_device, save_checkpoint
 __all__ = ["KFoldCommittee"]
 
 _MODELS = ("cnn", "mlp", "logreg")
+# Settings the committee hands to every fold's Trainer unchanged.
+_TRAINER_SETTINGS = ("epochs", "min_steps", "batch_size", "lr", "weight_decay", "schedule", "loss", "focal_gamma",
+                     "device", "amp")
 
 
 def _run_on_threads(jobs: list[Callable[[], Any]], workers: int) -> list[Any]:
@@ -248,26 +251,23 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         if self.model not in _MODELS:
-            raise TrainingError(f"model must be one of {_MODELS} (got {self.model!r})")
+            raise ValueError(f"model must be one of {_MODELS} (got {self.model!r})")
         if not isinstance(self.n_splits, int) or self.n_splits < 2:
-            raise TrainingError(f"n_splits must be an int >= 2 (got {self.n_splits!r})")
+            raise ValueError(f"n_splits must be an int >= 2 (got {self.n_splits!r})")
         if self.tta < 0:
-            raise TrainingError(f"tta must be >= 0 (got {self.tta})")
+            raise ValueError(f"tta must be >= 0 (got {self.tta})")
         if self.parallel_folds is not None and self.parallel_folds < 1:
-            raise TrainingError(f"parallel_folds must be >= 1 (got {self.parallel_folds})")
+            raise ValueError(f"parallel_folds must be >= 1 (got {self.parallel_folds})")
 
     def _augmenter(self) -> Any:
         aug = self.augment
         if aug is None or isinstance(aug, (ImageAugmenter, FeatureNoise)):
             return aug or None
         if self.model == "cnn":
-            try:
-                return ImageAugmenter(aug) or None
-            except ValueError as exc:
-                raise TrainingError(str(exc)) from None
+            return ImageAugmenter(aug) or None  # a bad pipeline entry is a ValueError naming it
         if isinstance(aug, dict):
             return FeatureNoise(**aug) or None
-        raise TrainingError(f"augment for model {self.model!r} must be a FeatureNoise or a mapping (got {aug!r})")
+        raise ValueError(f"augment for model {self.model!r} must be a FeatureNoise or a mapping (got {aug!r})")
 
     def _class_weight(self, Y: np.ndarray, w: np.ndarray) -> np.ndarray | None:
         cw = self.class_weight
@@ -275,13 +275,13 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
             return None
         if isinstance(cw, str):
             if cw != "balanced":
-                raise TrainingError(f"class_weight must be 'balanced' or a list (got {cw!r})")
+                raise ValueError(f"class_weight must be 'balanced' or a list (got {cw!r})")
             counts = (Y * w[:, None]).sum(0)
             out = np.where(counts > 0, counts.sum() / (Y.shape[1] * np.maximum(counts, 1e-12)), 1.0)
             return out.astype(np.float32)
         cw = np.asarray(cw, dtype=np.float32)
         if cw.shape != (Y.shape[1],):
-            raise TrainingError(f"class_weight needs {Y.shape[1]} values (got {cw.shape[0] if cw.ndim else cw})")
+            raise ValueError(f"class_weight needs {Y.shape[1]} values (got {cw.shape[0] if cw.ndim else cw})")
         return cw
 
     def _network(self, X: np.ndarray, n_classes: int, n_members: int) -> torch.nn.Module:
@@ -291,7 +291,7 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
                 return ConvNet(X.shape[1], n_classes, X.shape[2:], n_members=n_members, **params)
             return MLPNet(X.shape[1], n_classes, n_members=n_members, **params)
         except TypeError as exc:
-            raise TrainingError(f"model_params for {self.model!r}: {exc}") from None
+            raise ValueError(f"model_params for {self.model!r}: {exc}") from None
 
     # ------------------------------------------------------------------ fit
     def fold_plan(self, y: Any) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -451,19 +451,10 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
         # loss minimum is an accident (35 digits in 7-item folds stopped at epoch 1: 10% accuracy).
         patience = self.patience if min(len(v) for v in va) >= max(10, 3 * Y.shape[1]) else None
         trainer = Trainer(
-            epochs=self.epochs,
-            min_steps=self.min_steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            schedule=self.schedule,
+            **{name: getattr(self, name) for name in _TRAINER_SETTINGS},
             patience=patience,
-            loss=self.loss,
-            focal_gamma=self.focal_gamma,
             class_weight=self._class_weight(Y, w),
             augment=self._augmenter(),
-            device=self.device,
-            amp=self.amp,
             seed=self.seed * 1000 + folds[0],
             callback=cb,
         )
@@ -699,16 +690,25 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
         """
         return self.predict_outputs(X)[1]
 
-    def predict_outputs(self, X: Any, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    def predict_outputs(
+        self, X: Any, chunk: int = 8192, embed: bool = True,
+        members: np.ndarray | None = None, embeddings: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Members' probabilities ``(k, n, C)`` float32 and the embedding ``(n, d)`` float32 in one pass.
 
         Chunked: memory beyond the outputs is one chunk of activations, so a
         pool of a million items is predicted in the same way as a hundred.
+        ``members`` / ``embeddings``: arrays to fill instead of new ones (e.g.
+        slices of files mapped by :class:`~labelloop.models.outputs.OutputsWriter`);
+        ``embed=False`` skips the embedding (returned with 0 columns).
         """
         check_is_fitted(self, "members_")
         n = len(X)
-        members = np.empty((self.n_splits, n, self.n_classes_), np.float32)
-        emb: np.ndarray | None = None
+        if members is None:
+            members = np.empty((self.n_splits, n, self.n_classes_), np.float32)
+        elif members.shape != (self.n_splits, n, self.n_classes_):
+            raise ValueError(f"members must have shape {(self.n_splits, n, self.n_classes_)} (got {members.shape})")
+        emb = embeddings if embed else np.zeros((n, 0), np.float32)
         for s in range(0, n, chunk):
             raw = X[s : s + chunk]
             xb = self._prepare_X(raw)
@@ -720,12 +720,26 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
                 members[:, s : s + len(xb)] = self.predict_proba_members(raw)
             else:
                 members[:, s : s + len(xb)] = softmax(logits, self.temperature_)
-            if emb is None:
-                emb = np.empty((n, e.shape[1]), np.float32)
-            emb[s : s + len(xb)] = e
+            if embed:
+                if emb is None:
+                    emb = np.empty((n, e.shape[1]), np.float32)
+                elif emb.shape != (n, e.shape[1]):
+                    raise ValueError(f"embeddings must have shape {(n, e.shape[1])} (got {emb.shape})")
+                emb[s : s + len(xb)] = e
+            del logits, e, xb  # one chunk's activations at a time
         if emb is None:
             emb = np.zeros((0, 0), np.float32)
         return members, emb
+
+    def embedding_dim(self) -> int:
+        """Columns of :meth:`embed`'s output (the width of the penultimate layer)."""
+        check_is_fitted(self, "members_")
+        if self.model == "logreg":
+            return int(self.members_[0].coef_.shape[1])
+        spec = self.spec_
+        shape = (spec["in_channels"], *spec["image_size"]) if spec["kind"] == "cnn" else (spec["in_features"],)
+        with torch.inference_mode():  # one zero item through the network: its width, whatever the layers
+            return int(self.network_.cpu().embed(torch.zeros((1, *shape))).shape[-1])
 
     def predict_proba_members(self, X: Any, tta: int | None = None) -> np.ndarray:
         """Each fold model's probabilities, shape ``(n_splits, n, n_classes)``."""

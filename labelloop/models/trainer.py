@@ -50,7 +50,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise TrainingError("training.device: 'cuda' was asked for but torch sees no CUDA device")
     if device not in ("cpu", "cuda"):
-        raise TrainingError(f"training.device: must be 'auto', 'cpu' or 'cuda' (got {device!r})")
+        raise ValueError(f"training.device: must be 'auto', 'cpu' or 'cuda' (got {device!r})")
     return torch.device(device)
 
 
@@ -132,6 +132,7 @@ def _member_chunks(state: dict[str, torch.Tensor], k: int, n_members: int):
         yield name, slice(k * size, (k + 1) * size)
 
 
+@dataclass
 class Trainer:
     """Fit loop shared by every fold (and every committee member).
 
@@ -171,55 +172,37 @@ class Trainer:
         epoch: 20 epochs would be 20 steps, far too few to learn anything).
     """
 
-    def __init__(
-        self,
-        epochs: int = 20,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        schedule: str = "cosine",
-        patience: int | None = None,
-        min_delta: float = 0.0,
-        loss: str = "cross_entropy",
-        focal_gamma: float = 2.0,
-        class_weight: Sequence[float] | None = None,
-        augment: Any = None,
-        device: str = "auto",
-        amp: bool = True,
-        seed: int = 0,
-        callback: Callable[[int, dict[str, Any]], None] | None = None,
-        min_steps: int = 0,
-    ) -> None:
-        self.epochs = epochs
-        self.min_steps = min_steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.patience = patience
-        self.min_delta = min_delta
-        self.loss = loss
-        self.focal_gamma = focal_gamma
-        self.class_weight = class_weight
-        self.augment = augment
-        self.device = device
-        self.amp = amp
-        self.seed = seed
-        self.callback = callback
+    # Settings only, like a scikit-learn estimator's __init__: checked in fit (see _check).
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    patience: int | None = None
+    min_delta: float = 0.0
+    loss: str = "cross_entropy"
+    focal_gamma: float = 2.0
+    class_weight: Sequence[float] | None = None
+    augment: Any = None
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 0
+    callback: Callable[[int, dict[str, Any]], None] | None = None
+    min_steps: int = 0
 
     def _check(self) -> None:
         if self.epochs < 1:
-            raise TrainingError(f"epochs must be >= 1 (got {self.epochs})")
+            raise ValueError(f"epochs must be >= 1 (got {self.epochs})")
         if self.batch_size < 2:
-            raise TrainingError(f"batch_size must be >= 2 (got {self.batch_size})")
+            raise ValueError(f"batch_size must be >= 2 (got {self.batch_size})")
         if not self.lr > 0:
-            raise TrainingError(f"lr must be > 0 (got {self.lr})")
+            raise ValueError(f"lr must be > 0 (got {self.lr})")
         if self.schedule not in ("cosine", "constant"):
-            raise TrainingError(f"schedule must be 'cosine' or 'constant' (got {self.schedule!r})")
+            raise ValueError(f"schedule must be 'cosine' or 'constant' (got {self.schedule!r})")
         if self.loss not in ("cross_entropy", "focal"):
-            raise TrainingError(f"loss must be 'cross_entropy' or 'focal' (got {self.loss!r})")
+            raise ValueError(f"loss must be 'cross_entropy' or 'focal' (got {self.loss!r})")
         if self.patience is not None and self.patience < 1:
-            raise TrainingError(f"patience must be >= 1 or None (got {self.patience})")
+            raise ValueError(f"patience must be >= 1 or None (got {self.patience})")
 
     def fit(
         self,
@@ -247,7 +230,7 @@ class Trainer:
         self._check()
         k = network.n_members
         if len(train_idx) != k:
-            raise TrainingError(f"network has {k} members but {len(train_idx)} training index sets were given")
+            raise ValueError(f"network has {k} members but {len(train_idx)} training index sets were given")
         if any(len(t) < 2 for t in train_idx):
             raise TrainingError("every fold needs at least 2 training items")
         dev = resolve_device(self.device)

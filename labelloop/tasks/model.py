@@ -1,21 +1,15 @@
-"""Helpers of the model stage shared with the route stage: the training set, the model version, the store pointer.
+"""The model stage's data rules now live in the library; this module keeps their old import path.
 
-Plain functions (no Prefect) so the route stage and tests use them directly.
+- :mod:`labelloop.models.inputs`: the training set, its inputs, the model version, the committee of a config;
+- :mod:`labelloop.models.outputs`: the committee's stored outputs and the store's pointer to them.
+
+New code imports from there.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-from typing import Iterator
-
-import numpy as np
-
-from labelloop.config import LabelloopConfig
-from labelloop.exceptions import TrainingError
-from labelloop.models.outputs import CommitteeOutputs
-from labelloop.store import LabelIn, Resolution, Store
+from labelloop.models.inputs import TRAINABLE_KINDS, model_version, prediction_rows, prior_aligned_weights, training_set
+from labelloop.models.outputs import MODEL_RUN_KIND, latest_outputs, record_outputs
 
 __all__ = [
     "TRAINABLE_KINDS",
@@ -27,91 +21,3 @@ __all__ = [
     "prior_aligned_weights",
     "MODEL_RUN_KIND",
 ]
-
-# Model rows are the committee's output: they never train the next committee.
-TRAINABLE_KINDS = ("gold", "expert", "crowd", "weak", "pseudo")
-# The run row through which the store points to the committee's outputs (manifest path + sha256).
-MODEL_RUN_KIND = "model-outputs"
-
-
-def training_set(resolution: Resolution, min_confidence: float) -> np.ndarray:
-    """Mask of resolved items that may be trained on."""
-    trainable = resolution.mask(*TRAINABLE_KINDS)
-    confident = np.nan_to_num(resolution.confidence, nan=1.0) >= min_confidence
-    return trainable & confident
-
-
-def prior_aligned_weights(labels: np.ndarray, weight: np.ndarray, prior: np.ndarray,
-                          max_scale: float = 10.0) -> np.ndarray:
-    """Pseudo-label weights rescaled per class so the pseudo-labels' class mass follows ``prior``.
-
-    Confident items are not a random sample: a class the teacher finds hard is
-    under-represented among its pseudo-labels (digits: 21 of 430 were eights
-    against a 10 % prior), and a committee trained on them learns that the
-    class is rare and stops predicting it (7 eights predicted among 1,762 pool
-    items, down from 100 before the pseudo-labels). Reweighting removes that
-    label shift; ``max_scale`` bounds the boost of a class with few pseudo-labels.
-    The total weight is unchanged.
-
-    >>> prior_aligned_weights(np.array([0, 0, 0, 1]), np.ones(4), np.array([0.5, 0.5])).tolist()
-    [0.6666666865348816, 0.6666666865348816, 0.6666666865348816, 2.0]
-    """
-    labels = np.asarray(labels, np.int64)
-    weight = np.asarray(weight, np.float64)
-    prior = np.asarray(prior, np.float64)
-    if not len(labels) or not weight.sum() > 0:
-        return weight.astype(np.float32)
-    mass = np.bincount(labels, weights=weight, minlength=len(prior))
-    present = mass > 0
-    # Classes without pseudo-labels cannot be boosted: share the prior among the present ones.
-    target = prior * present
-    target = target / target.sum() * mass.sum()
-    scale = np.clip(np.divide(target, mass, out=np.ones_like(mass), where=present), 1.0 / max_scale, max_scale)
-    out = weight * scale[labels]
-    return (out * (weight.sum() / out.sum())).astype(np.float32)
-
-
-def model_version(config: LabelloopConfig, resolution: Resolution, mask: np.ndarray) -> str:
-    """A hash of what the model is trained on: same labels and settings → same version."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(config.training.model_dump(mode="json"), sort_keys=True).encode())
-    st = config.self_training
-    digest.update(json.dumps([st.enabled, st.rounds, st.fallback, st.threshold, st.min_agreement, st.step]).encode())
-    digest.update(resolution.item_ids[mask].tobytes())
-    digest.update(np.round(resolution.probs[mask], 4).tobytes())
-    digest.update(np.asarray(resolution.kind_of()[mask], dtype=str).astype("U8").tobytes())
-    return digest.hexdigest()[:16]
-
-
-def prediction_rows(ids: np.ndarray, proba: np.ndarray, source: str, version: str, part: str,
-                    run_id: str) -> Iterator[LabelIn]:
-    """``model`` label rows of one committee output; the dedupe key makes a rerun of a version write nothing."""
-    for item_id, p in zip(ids, proba):
-        yield LabelIn(
-            int(item_id),
-            int(p.argmax()),
-            "model",
-            source,
-            confidence=float(p.max()),
-            probs=np.asarray(p, dtype=np.float32),
-            run_id=run_id,
-            dedupe_key=f"model:{version}:{part}:{int(item_id)}",
-        )
-
-
-def record_outputs(store: Store, dataset: str, run_id: str, manifest: Path, sha256: str, version: str) -> str:
-    """Point the store at the committee's outputs: a run row whose summary holds the manifest's path and sha256."""
-    row_id = f"{run_id}:model-outputs"
-    store.start_run(MODEL_RUN_KIND, dataset, {"version": version}, run_id=row_id)
-    store.finish_run(row_id, "completed", {"manifest": str(manifest), "sha256": sha256, "version": version})
-    return row_id
-
-
-def latest_outputs(store: Store, dataset: str, mmap: bool = True) -> CommitteeOutputs:
-    """The newest committee outputs the store points to (hashes checked)."""
-    runs = store.runs(limit=1000, kind=MODEL_RUN_KIND)
-    runs = runs[(runs["dataset"] == dataset) & (runs["status"] == "completed")]
-    if runs.empty:
-        raise TrainingError(f"dataset {dataset}: no committee outputs in the store; run the model stage first")
-    newest = runs.sort_values("finished_at").iloc[-1]["summary"]
-    return CommitteeOutputs.load(newest["manifest"], newest["sha256"], mmap=mmap)

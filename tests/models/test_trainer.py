@@ -191,7 +191,7 @@ def test_early_stopping_restores_each_members_best_epoch(small_digits):
         assert 1 <= s["best_epoch"] <= s["epochs_run"] - 3 or s["epochs_run"] == 60
 
 
-def test_bad_items_and_params_are_named():
+def test_bad_items_are_training_errors_and_bad_params_value_errors():
     X = np.random.default_rng(0).random((20, 4)).astype(np.float32)
     X[7, 2] = np.nan
     y = np.arange(20) % 2
@@ -199,12 +199,14 @@ def test_bad_items_and_params_are_named():
         KFoldCommittee(model="mlp", n_splits=2).fit(X, y, item_ids=[f"img-{i}" for i in range(20)])
     with pytest.raises(TrainingError, match=r"item 3: label 5 is not a class id in \[0, 2\)"):
         KFoldCommittee(model="mlp", n_splits=2, n_classes=2).fit(np.zeros((20, 4)), np.where(np.arange(20) == 3, 5, y))
-    with pytest.raises(TrainingError, match=r"model must be one of .* \(got 'resnet'\)"):
+    with pytest.raises(ValueError, match=r"model must be one of .* \(got 'resnet'\)"):
         KFoldCommittee(model="resnet").fit(np.zeros((20, 4)), y)
-    with pytest.raises(TrainingError, match=r"augment\[0\]: unknown albumentations transform 'Blurr'"):
+    with pytest.raises(ValueError, match=r"augment\[0\]: unknown albumentations transform 'Blurr'"):
         KFoldCommittee(model="cnn", n_splits=2, augment=["Blurr"]).fit(np.zeros((20, 8, 8)), y)
-    with pytest.raises(TrainingError, match=r"epochs must be >= 1 \(got 0\)"):
+    with pytest.raises(ValueError, match=r"epochs must be >= 1 \(got 0\)"):
         KFoldCommittee(model="mlp", n_splits=2, epochs=0).fit(np.zeros((20, 4)), y)
+    with pytest.raises(ValueError, match=r"class_weight must be 'balanced' or a list \(got 'even'\)"):
+        KFoldCommittee(model="mlp", n_splits=2, epochs=1, class_weight="even").fit(np.zeros((20, 4)), y)
 
 
 @pytest.mark.gpu
