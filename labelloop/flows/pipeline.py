@@ -126,11 +126,7 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
                 _notify(name, f"skipped: {why}")
                 continue
             # ------------------------------------------------------------------------------------------------
-            if runner is not None or (name in MAY_PAUSE and config.schedule.signoff):
-                with _no_heartbeats():  # the turn's run keeps its own: a stage's adds nothing
-                    summaries[name] = _as_subflow(stage, runner)(config_path, run_id)
-            else:
-                summaries[name] = stage_task(stage)(config_path, run_id)
+            summaries[name] = _run(stage, runner, name in MAY_PAUSE and config.schedule.signoff, config_path, run_id)
             _notify(name, "end")
             if not _signed_off(summaries[name]):  # schedule.signoff refused or timed out: the turn ends here
                 status = "not-approved"
@@ -138,9 +134,9 @@ def pipeline(config_path: str, run_id: str | None = None) -> dict[str, Any]:
                 break
         if status == "completed":
             _notify("report", "start")
-            summaries["report"] = stage_task(report_flow)(config_path, run_id, {k: v for k, v in summaries.items()})
+            summaries["report"] = _run(report_flow, runner, False, config_path, run_id, dict(summaries))
             _notify("report", "end")
-            summaries["summary"] = stage_task(summary_flow)(config_path, run_id, {k: v for k, v in summaries.items()})
+            summaries["summary"] = _run(summary_flow, runner, False, config_path, run_id, dict(summaries))
     except BaseException:
         runner_scope.close()
         store.finish_run(run_id, "failed", {k: _jsonable(v) for k, v in summaries.items()})
@@ -161,9 +157,12 @@ NEEDS_LABELS = ("model", "route")
 MAY_PAUSE = ("route",)
 
 
-def _as_subflow(stage: Flow, runner: Any | None) -> Flow:
-    """The stage as a sub-flow run: for a pause (sign-off), or to run its tasks on the turn's Dask runner."""
-    return stage.with_options(task_runner=runner) if runner is not None else stage
+def _run(stage: Flow, runner: Any | None, pauses: bool, *args: Any) -> Any:
+    """Run a stage: a task run of the turn, or a sub-flow run to pause (sign-off) or to use the turn's Dask runner."""
+    if runner is None and not pauses:
+        return stage_task(stage)(*args)
+    with _no_heartbeats():  # the turn's run keeps its own: a stage's adds nothing
+        return (stage.with_options(task_runner=runner) if runner is not None else stage)(*args)
 
 
 def _why_no_labels(config_path: str) -> str | None:
