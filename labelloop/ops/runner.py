@@ -3,7 +3,8 @@
 With ``runner.kind: dask`` one Dask cluster serves the whole turn: an existing
 scheduler (``runner.address``: a team's cluster) or a local cluster started for
 the turn and closed after it. Every stage flow gets a ``DaskTaskRunner`` bound to
-that one scheduler, so a turn pays for cluster start-up once, not per stage.
+that one scheduler (on a Dask runner the stages run as sub-flows, see
+``flows/pipeline.py``), so a turn pays for cluster start-up once, not per stage.
 
 Worker processes talk to the Prefect API of the flow run; without a Prefect
 server each process would start its own ephemeral server (twice as slow), so
@@ -19,7 +20,7 @@ from typing import Any
 from labelloop.config import RunnerConfig
 from labelloop.exceptions import ConfigError
 
-__all__ = ["turn_task_runner", "quiet_subflows"]
+__all__ = ["turn_task_runner"]
 
 
 def _dask_runner_class() -> Any:
@@ -54,18 +55,3 @@ def turn_task_runner(runner: RunnerConfig) -> Iterator[Any | None]:
         **where,
     ) as cluster:
         yield DaskTaskRunner(address=cluster.scheduler_address)
-
-
-@contextlib.contextmanager
-def quiet_subflows() -> Iterator[None]:
-    """No heartbeat threads for the stage sub-flows of a turn.
-
-    A sync flow run starts a heartbeat thread and joins it on exit, which costs
-    up to a second per flow (it sleeps in 1 s steps). Heartbeats let the server
-    mark a run as crashed when its process dies; stage sub-flows run in the
-    turn's own process, whose run keeps its heartbeat, so theirs add nothing.
-    """
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield

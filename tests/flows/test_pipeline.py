@@ -23,6 +23,38 @@ def read_artifacts(keys):
     return latest
 
 
+def stage_runs(config_path) -> tuple[list, dict[str, object], list]:
+    """The first turn run on ``config_path``: its sub-flow runs, its task runs by name, and its artifacts.
+
+    Task runs reach the API as events, so they are read until the turn's seven stages are there.
+    """
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter, ArtifactFilterFlowRunId, FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId,
+        FlowRunFilterParentFlowRunId)
+
+    with get_client(sync_client=True) as client:
+        turns = [r for r in client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["pipeline"])))
+                 if r.parameters.get("config_path") == str(config_path)]
+        turn = min(turns, key=lambda r: r.start_time)
+        subflows = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[turn.id])))
+        deadline = time.monotonic() + 60
+        while True:
+            tasks = {t.name: t for t in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[turn.id])))}
+            if set(STAGES) <= set(tasks) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[turn.id])))
+    return subflows, tasks, artifacts
+
+
+STAGES = ("import", "weak_labeling", "crowd", "training", "route", "report", "summary")
+
+
 def test_pipeline_turn_writes_rows_and_artifacts_and_is_idempotent(digits_example):
     from labelloop.config import load_config
     from labelloop.flows.pipeline import pipeline
@@ -54,6 +86,17 @@ def test_pipeline_turn_writes_rows_and_artifacts_and_is_idempotent(digits_exampl
         assert "Turn report: digits" in report and "Quality against hidden truth" in report
         per_class = json.loads(artifacts["digits-label-counts"].data)
         assert sum(row["gold"] for row in per_class) == gold
+
+        # the UI shows each stage as a task run of the turn named after its stage flow (no sub-flow runs),
+        # with the stage's own tasks nested under it and the stage's artifacts attached to it
+        subflows, tasks, turn_artifacts = stage_runs(digits_example)
+        assert subflows == []
+        assert set(STAGES) <= set(tasks) and all(tasks[s].state.is_completed() for s in STAGES)
+        prepare = next(t for name, t in tasks.items() if name.startswith("prepare_training_task"))
+        assert [p.id for p in prepare.task_inputs["__parents__"]] == [tasks["training"].id]
+        by_key = {a.key: a for a in turn_artifacts}
+        assert by_key["digits-kfold-metrics"].task_run_id == tasks["training"].id
+        assert by_key["digits-turn-report"].task_run_id == tasks["report"].id
 
         # a second turn on unchanged inputs writes nothing twice
         again = pipeline(str(digits_example))
