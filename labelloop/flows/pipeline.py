@@ -32,7 +32,7 @@ from prefect.context import SettingsContext, get_settings_context
 
 from labelloop.config import load_config
 from labelloop.flows.collect import collect_flow
-from labelloop.flows.context import open_stage
+from labelloop.runtime import open_stage
 from labelloop.flows.crowd import crowd_flow
 from labelloop.flows.importing import import_flow
 from labelloop.flows.training import training_flow
