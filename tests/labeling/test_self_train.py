@@ -19,13 +19,13 @@ def _predict(committee, X):
 
 @pytest.fixture(scope="module")
 def digits_turn():
-    """Digits as a turn's inputs: 2 % gold (36 items), the rest the pool."""
+    """Digits as a turn's inputs: 1 % gold (18 items), the rest the pool."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     d = load_digits()
     X, y = (d.data / 16.0).astype(np.float32), d.target
-    gold, pool = train_test_split(np.arange(len(y)), train_size=36, stratify=y, random_state=0)
+    gold, pool = train_test_split(np.arange(len(y)), train_size=18, stratify=y, random_state=0)
     return X, y, gold, pool
 
 
@@ -48,21 +48,21 @@ def test_standing_pseudo_labels_are_kept_only_when_they_help(digits_turn, shift,
     out, rows, _ = _turn(digits_turn, shift)
     assert out.info["fallback"] is falls_back
     assert out.info["fallback_reason"].startswith("supervised-only" if falls_back else "pseudo-labels kept")
-    # after a fallback the committee trained on the 36 gold rows only; else on all 336
-    assert len(out.used) == (36 if falls_back else 336)
+    # after a fallback the committee trained on the 18 gold rows only; else on all 318
+    assert len(out.used) == (18 if falls_back else 318)
     assert len(out.committee.oof_proba_) == len(out.used)
 
 
-def test_inner_rounds_grow_the_labeled_set_at_two_labels_per_class(digits_turn):
+def test_inner_rounds_grow_the_labeled_set_at_one_or_two_labels_per_class(digits_turn):
     X, y, gold, pool = digits_turn
     out, rows, rest = _turn(digits_turn, None, rounds=2)
     assert out.info["rounds"] >= 1 and len(out.extra) > 100, out.info
     assert out.info["termination"] in ("max_iter", "no_change") or out.info["termination"].startswith("round")
-    # the inner pseudo-labels are mostly right and the committee trained on them
+    # the inner pseudo-labels are mostly right (a linear committee on 1-2 labels per class) and it trained on them
     picked = rest[out.extra]
     truth = y[picked]
     pred = out.committee.predict(X[picked])
-    assert (pred == truth).mean() > 0.85
+    assert (pred == truth).mean() > 0.7
     assert len(out.committee.oof_proba_) == len(gold) + len(out.extra)
 
 
