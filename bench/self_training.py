@@ -13,7 +13,7 @@ Anchors, same data, same run:
 - sklearn LabelSpreading / LabelPropagation, knn kernel, small grid (best mean reported);
 - supervised-only on the labeled subset (same three models).
 
-    python bench/self_training.py [--seeds 5] [--jobs 2]
+    python bench/self_training.py [--seeds 5] [--jobs 2] [--summarise]
 """
 
 from __future__ import annotations
@@ -117,17 +117,34 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--summarise", action="store_true",
+                    help="only print the table from the runs finished so far (bench/results/self_training.runs.jsonl)")
     args = ap.parse_args()
+    import json
+
     from joblib import Parallel, delayed
 
     t0 = time.perf_counter()
-    runs = Parallel(n_jobs=args.jobs)(delayed(one_run)(r, s) for r in RATES for s in range(args.seeds))
-    flat = [x for run in runs for x in run]
+    log = Path(__file__).resolve().parent / "results" / "self_training.runs.jsonl"
+    if not args.summarise:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("", encoding="utf-8")
+        # one seed of every rate before the next seed, each run logged as it ends: a cut-short run still has rows
+        jobs = [(r, s) for s in range(args.seeds) for r in RATES]
+        for run in Parallel(n_jobs=args.jobs, return_as="generator_unordered")(delayed(one_run)(*j) for j in jobs):
+            with log.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(run) + "\n")
+            print(f"[{time.perf_counter() - t0:6.0f} s] {run[0][0]:.0%} seed {run[0][1]}: labelloop "
+                  f"{100 * run[0][3]:.1f}", flush=True)
+    flat = [tuple(x) for line in log.read_text(encoding="utf-8").splitlines() if line for x in json.loads(line)]
+    args.seeds = len({x[1] for x in flat})
     systems = sorted({x[2] for x in flat}, key=lambda s: (s != "labelloop", s))
     rows, summary = [], []
     for rate in RATES:
         task = f"digits {rate:.0%} labels"
         means = {}
+        if not any(x[0] == rate for x in flat):
+            continue
         for s in systems:
             accs = [x[3] for x in flat if x[0] == rate and x[2] == s]
             secs = [x[4] for x in flat if x[0] == rate and x[2] == s]

@@ -29,12 +29,14 @@ from prefect import flow
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import LabelloopError, TrainingError
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_image, publish_markdown, publish_table
-from labelloop.flows.context import open_stage
+from labelloop.runtime import open_stage
+from labelloop.labeling.self_train import TurnResult, self_train_turn
+from labelloop.store.kinds import FIRM_KINDS
 from labelloop.models import metrics
 from labelloop.models.ensemble import KFoldCommittee
-from labelloop.models.inputs import build_committee, model_version, prior_aligned_weights, training_set
+from labelloop.models.inputs import build_committee, model_version, training_set
 from labelloop.models.outputs import CommitteeOutputs, FileRows, OutputsWriter, file_sha256, record_outputs, write_json
-from labelloop.models.text_augment import AugmentedRows, rows_of
+from labelloop.models.text_augment import AugmentedRows
 from labelloop.tasks.training import (
     POOL_CHUNK,
     fit_fold_group_task,
@@ -45,8 +47,6 @@ from labelloop.tasks.training import (
 
 __all__ = ["training_flow", "fit_committee", "predict_pool", "save_outputs", "FIRM_KINDS"]
 
-# Labels a person gave: the yardstick of the pseudo-label fallback.
-FIRM_KINDS = ("gold", "expert", "crowd")
 # Prediction chunks submitted ahead of the one being written: enough to keep a few workers busy,
 # few enough that memory stays a few chunks (4 x 50,000 items x (256-d embedding + 5 x 10 probabilities)
 # x 4 bytes = 245 MB) and not the pool.
@@ -147,105 +147,22 @@ def save_outputs(committee: KFoldCommittee, data: dict[str, Any], used: np.ndarr
     return writer.close(info)
 
 
-def _firm_rows(kinds: np.ndarray) -> np.ndarray:
-    """Rows whose label a person gave; every non-pseudo row when there are none."""
-    firm = np.isin(kinds, FIRM_KINDS)
-    return firm if firm.any() else kinds != "pseudo"
-
-
-def _decide(y: np.ndarray, oof_without: np.ndarray, oof_with: np.ndarray) -> Any:
-    from labelloop.labeling.pseudo import pseudo_labels_help
-
-    return pseudo_labels_help(y, oof_without, oof_with)
-
-
-def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -> tuple[KFoldCommittee, dict[str, Any], np.ndarray, np.ndarray]:
-    """Train the committee; fall back to supervised-only when pseudo-labels do not help; inner rounds.
-
-    Returns the committee, what happened (for the outputs and artifacts), the
-    positions of ``X_train`` it trained on, and the pool positions it took as
-    inner-round pseudo-labels.
-    """
+def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -> TurnResult:
+    """The turn's committee (:func:`labelloop.labeling.self_train.self_train_turn`), its folds spread as tasks."""
     st = config.self_training
-    X, Y, w, kinds = data["X_train"], data["Y"], data["weight"], data["kinds"]
-    ids = data["train_ids"]
-    n_classes = Y.shape[1]
-    used = np.arange(len(X))
-    from labelloop.labeling.pseudo import estimate_prior, select_pseudo_labels
-
-    copies = data.get("augmented")  # text copies of training rows (training.augment), or None
-    info: dict[str, Any] = {"fallback": False, "fallback_reason": "", "rounds": 0, "inner_pseudo": 0,
-                            "termination": "supervised", "augmented_copies": len(copies) if copies is not None else 0}
-    pseudo = kinds == "pseudo"
-    firm = _firm_rows(kinds)
-    labels = data["labels"]
-    w_fit = w
-    if pseudo.any() and st.fallback and (~pseudo).sum() >= config.training.folds:
-        keep = np.flatnonzero(~pseudo)
-        supervised = fit_committee(build_committee(config), X[keep], Y[keep], w[keep], ids[keep],
-                                   rows_of(copies, keep))
-        # Standing pseudo-labels are the confident part of the pool, not a random sample of it: align their
-        # class mass to the prior the supervised committee sees over everything a person did not label.
-        seen = [predict_pool(supervised, part, embed=False)[0].mean(0) for part in (X[pseudo], data["X_pool"]) if len(part)]
-        prior = estimate_prior(labels[keep], np.concatenate(seen), n_classes)
-        w_fit = w.copy()
-        w_fit[pseudo] = prior_aligned_weights(labels[pseudo], w[pseudo], prior)
-        committee = fit_committee(build_committee(config), X, Y, w_fit, ids, copies)
-        rows = np.flatnonzero(firm & ~pseudo)
-        pos = np.searchsorted(keep, rows)
-        decision = _decide(labels[rows], supervised.oof_proba_[pos], committee.oof_proba_[rows])
-        info.update(acc_with_pseudo=decision.acc_with, acc_without_pseudo=decision.acc_without,
-                    fallback_reason=decision.reason, termination="standing pseudo-labels kept")
-        if not decision.use_pseudo:
-            committee, used = supervised, keep
-            info.update(fallback=True, termination="fallback: supervised-only")
-            print(f"model: pseudo-labels do not help ({decision.reason}); supervised-only committee this turn")
-    else:
-        committee = fit_committee(build_committee(config), X, Y, w, ids, copies)
-    extra = np.zeros(0, np.int64)
-    if st.enabled and st.rounds and len(data["X_pool"]):
-        base_X, base_Y, base_w = X[used], Y[used], w[used]
-        base_firm = np.flatnonzero(firm[used])
-        base_pseudo = np.flatnonzero(pseudo[used])
-        y_used = labels[used]
-        for r in range(1, st.rounds + 1):
-            members, _, _ = predict_pool(committee, data["X_pool"], embed=False)
-            pool_proba = members.mean(0)
-            counts = np.bincount(y_used[base_firm], minlength=n_classes)
-            sel = select_pseudo_labels(pool_proba, members, n_labeled_per_class=counts,
-                                       threshold=st.threshold, min_agreement=st.min_agreement,
-                                       step=min(1.0, st.step * r), budget=config.selection.pseudo_budget,
-                                       min_threshold=st.min_threshold)
-            idx = np.asarray(sel.index, np.int64)
-            if len(idx) == 0 or np.array_equal(np.sort(idx), np.sort(extra)):
-                info["termination"] = "no_change"
-                break
-            # All pseudo-labels (standing and this round's) together follow the prior over the non-firm items.
-            oof_pseudo = np.nan_to_num(committee.oof_proba_[base_pseudo], nan=1.0 / n_classes)
-            prior = estimate_prior(y_used[base_firm], np.concatenate([oof_pseudo, pool_proba]), n_classes)
-            new_labels = np.asarray(sel.label, np.int64)
-            aligned = prior_aligned_weights(np.r_[y_used[base_pseudo], new_labels],
-                                            np.r_[base_w[base_pseudo], np.asarray(sel.confidence, np.float32)], prior)
-            round_w = base_w.copy()
-            round_w[base_pseudo] = aligned[: len(base_pseudo)]
-            new = fit_committee(
-                build_committee(config),
-                np.concatenate([base_X, data["X_pool"][idx]]),
-                np.concatenate([base_Y, np.eye(n_classes, dtype=np.float32)[new_labels]]),
-                np.concatenate([round_w, aligned[len(base_pseudo):]]),
-                augmented=rows_of(copies, used),  # the base rows come first: their copies keep their positions
-            )
-            decision = _decide(y_used[base_firm], committee.oof_proba_[base_firm], new.oof_proba_[base_firm])
-            info["rounds"] = r
-            if not decision.use_pseudo:
-                info.update(termination=f"round {r} dropped: {decision.reason}")
-                break
-            committee, extra = new, idx
-            info.update(inner_pseudo=int(len(idx)), termination="max_iter")
+    result = self_train_turn(
+        lambda X, Y, w, ids=None, augmented=None: fit_committee(build_committee(config), X, Y, w, ids, augmented),
+        lambda committee, X: predict_pool(committee, X, embed=False)[0],
+        data["X_train"], data["Y"], data["weight"], data["kinds"], data["labels"], data["train_ids"], data["X_pool"],
+        rounds=st.rounds if st.enabled else 0, fallback=st.fallback, threshold=st.threshold,
+        min_threshold=st.min_threshold, min_agreement=st.min_agreement, step=st.step,
+        budget=config.selection.pseudo_budget, min_rows=config.training.folds, augmented=data.get("augmented"))
+    if result.info["fallback"]:
+        print(f"model: pseudo-labels do not help ({result.info['fallback_reason']}); supervised-only committee this turn")
     if ckpt_dir is not None:  # only the chosen committee's folds are written (candidates train without files)
-        committee.checkpoint_dir = ckpt_dir
-        committee.checkpoints_ = committee._save_checkpoints()
-    return committee, info, used, extra
+        result.committee.checkpoint_dir = ckpt_dir
+        result.committee.checkpoints_ = result.committee._save_checkpoints()
+    return result
 
 
 def _saved_outputs(directory: Path) -> CommitteeOutputs | None:
@@ -278,7 +195,8 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         fit_part: list[tuple[str, np.ndarray, np.ndarray]] = []
         if outputs is None:
             data = prepare_training_task(config, store, resolution, mask)
-            committee, info, used, extra = _self_train(config, data, ckpt_dir)
+            turn = _self_train(config, data, ckpt_dir)
+            committee, info, used = turn.committee, turn.info, turn.used
             info.update(version=version, source=source, model=config.training.model, n_splits=committee.n_splits,
                         temperature=committee.temperature_, fold_scores=committee.fold_scores_,
                         fit_pids=getattr(committee, "fit_pids_", []), device=committee.device_,

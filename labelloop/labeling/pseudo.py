@@ -43,6 +43,7 @@ __all__ = [
     "knn_graph",
     "LabelGraph",
     "estimate_prior",
+    "prior_aligned_weights",
     "adaptive_thresholds",
     "class_balanced_select",
     "balanced_counts",
@@ -243,6 +244,36 @@ def estimate_prior(y_labeled: ArrayLike, proba_unlabeled: ArrayLike, n_classes: 
         counts = counts + P.sum(axis=0)
     counts = counts + 1e-3  # no class gets a zero quota because the teacher never predicts it
     return counts / counts.sum()
+
+
+def prior_aligned_weights(labels: np.ndarray, weight: np.ndarray, prior: np.ndarray,
+                          max_scale: float = 10.0) -> np.ndarray:
+    """Pseudo-label weights rescaled per class so the pseudo-labels' class mass follows ``prior``.
+
+    Confident items are not a random sample: a class the teacher finds hard is
+    under-represented among its pseudo-labels (digits: 21 of 430 were eights
+    against a 10 % prior), and a committee trained on them learns that the
+    class is rare and stops predicting it (7 eights predicted among 1,762 pool
+    items, down from 100 before the pseudo-labels). Reweighting removes that
+    label shift; ``max_scale`` bounds the boost of a class with few pseudo-labels.
+    The total weight is unchanged.
+
+    >>> prior_aligned_weights(np.array([0, 0, 0, 1]), np.ones(4), np.array([0.5, 0.5])).tolist()
+    [0.6666666865348816, 0.6666666865348816, 0.6666666865348816, 2.0]
+    """
+    labels = np.asarray(labels, np.int64)
+    weight = np.asarray(weight, np.float64)
+    prior = np.asarray(prior, np.float64)
+    if not len(labels) or not weight.sum() > 0:
+        return weight.astype(np.float32)
+    mass = np.bincount(labels, weights=weight, minlength=len(prior))
+    present = mass > 0
+    # Classes without pseudo-labels cannot be boosted: share the prior among the present ones.
+    target = prior * present
+    target = target / target.sum() * mass.sum()
+    scale = np.clip(np.divide(target, mass, out=np.ones_like(mass), where=present), 1.0 / max_scale, max_scale)
+    out = weight * scale[labels]
+    return (out * (weight.sum() / out.sum())).astype(np.float32)
 
 
 def adaptive_thresholds(proba: ArrayLike, threshold: float = 0.9, min_threshold: float = 0.5) -> NDArray[np.float64]:
@@ -613,6 +644,8 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
     termination_condition_ : {"no_change", "max_iter", "all_labeled"}
         ``no_change`` only when a round neither adds, drops nor relabels a pseudo-label.
     fallback_ : FallbackDecision or None (None when no pseudo-label was ever chosen)
+    check_ : {"per-fold", "optimistic"}, how the fallback was checked: on folds whose pseudo-labels never saw their
+        held-out labels (committees that expose their folds), or on the student's own out-of-fold rows
     history_ : list of dict per round (n_pseudo, n_new, n_dropped, n_relabeled, class_counts, prior, oof_accuracy)
     """
 
@@ -767,7 +800,11 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
         self.fallback_ = None
         self.committee_ = current
         if oof_with is not None:
-            self.fallback_ = pseudo_labels_help(y[lab], oof_without, oof_with)
+            # The student's out-of-fold rows are optimistic: its pseudo-labels came from a teacher that saw every
+            # label. Where the committee lets us, check on folds whose pseudo-labels never saw their held-out labels.
+            honest = self._unleaked_oof(X, y, lab, unl, pseudo, w_lab, c)
+            self.check_ = "per-fold" if honest is not None else "optimistic"
+            self.fallback_ = pseudo_labels_help(y[lab], oof_without, oof_with if honest is None else honest)
             if self.fallback and not self.fallback_.use_pseudo:
                 self.committee_ = self.supervised_
                 pseudo[:] = -1
@@ -777,6 +814,47 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
         self.pseudo_confidence_ = np.full(len(y), np.nan)
         self.pseudo_confidence_[unl] = pseudo_conf
         return self
+
+    def _unleaked_oof(self, X: NDArray, y: NDArray, lab: NDArray, unl: NDArray, pseudo: NDArray,
+                      w_lab: NDArray, c: int) -> NDArray[np.float64] | None:
+        """Out-of-fold probabilities of the labeled items from a committee whose fold ``k`` trains on its labels
+        plus pseudo-labels chosen by a teacher that never saw fold ``k``'s held-out labels.
+
+        Teacher ``k``: the supervised member ``k`` (trained without fold ``k``) mixed with the graph spread from
+        the labels outside fold ``k`` (the committee weight measured on held-out predictions, as in round 1);
+        it picks per class as many pseudo-labels as the final selection has. ``None`` when the committee does not
+        expose its folds (``prepare`` / ``fit_group`` / ``finish``, as :class:`KFoldCommittee` does).
+        """
+        sup = self.supervised_
+        if not all(hasattr(sup, a) for a in ("folds_", "prepare", "fit_group", "finish", "fold_groups")):
+            return None
+        chosen = pseudo >= 0
+        quotas = np.bincount(pseudo[chosen], minlength=c)
+        members = self._members(sup, X[unl])
+        rows_X, rows_y, rows_w, folds = [X[lab]], [y[lab]], [w_lab], []
+        start = len(lab)
+        for k, (train, val) in enumerate(sup.folds_):
+            teacher = members[k]
+            if self.graph_ is not None:
+                seeds = y.copy()
+                seeds[lab[val]] = -1
+                G = self.graph_.spread(seeds, c)[unl]
+                wc = self.history_[0].get("committee_weight", 1.0) if self.history_ else 1.0
+                teacher = wc * teacher + (1 - wc) * G
+            idx, labels = class_balanced_select(teacher, quotas)
+            rows_X.append(X[unl[idx]])
+            rows_y.append(labels)
+            rows_w.append(teacher[idx, labels])
+            folds.append((np.r_[train, np.arange(start, start + len(idx))], np.asarray(val)))
+            start += len(idx)
+        check = self._new_committee()
+        if "n_classes" in check.get_params():
+            check.set_params(n_classes=self.n_classes_)
+        Xc, Yc, wc_ = check.prepare(np.concatenate(rows_X), np.concatenate(rows_y), np.concatenate(rows_w))
+        check.folds_ = folds
+        groups, _ = check.fold_groups()
+        check.finish(Xc, Yc, wc_, [check.fit_group(Xc, Yc, wc_, g) for g in groups])
+        return np.asarray(check.oof_proba_, dtype=np.float64)[: len(lab)]
 
     def _graph_oof(self, y: NDArray, lab: NDArray, c: int) -> NDArray[np.float64]:
         """Held-out graph predictions of the labeled items: spread from one half of the labels, score the other."""

@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from labelloop.exceptions import TrainingError
 from labelloop.models import metrics
-from labelloop.models.calibration import fit_temperature, softmax
+from labelloop.models.calibration import calibration_rows, fit_temperature, softmax
 from labelloop.models.augment import FeatureNoise, ImageAugmenter
 from labelloop.models.networks import ConvNet, MLPNet, build_network, member_state_dict, stack_state_dicts
 from labelloop.models.trainer import Trainer, resolve_device, save_checkpoint
@@ -544,7 +544,8 @@ class KFoldCommittee(ClassifierMixin, BaseEstimator):
         self.members_ = [states[f] for f in range(self.n_splits)]
         self.oof_logits_ = oof
         seen = ~np.isnan(oof[:, 0])  # rows of rare classes are never held out (see fold_plan)
-        self.temperature_ = fit_temperature(oof[seen], Y[seen], w[seen]) if self.calibrate else 1.0
+        fit_rows = seen & calibration_rows(Y, self.folds_)
+        self.temperature_ = fit_temperature(oof[fit_rows], Y[fit_rows], w[fit_rows]) if self.calibrate else 1.0
         self.oof_proba_ = np.full((n, C), np.nan)
         self.oof_proba_[seen] = softmax(oof[seen], self.temperature_)
         if self.model != "logreg":

@@ -6,7 +6,6 @@ stage, benches and tests use them directly:
 - :func:`training_set`: which resolved labels may be trained on;
 - :func:`training_inputs`: features, probability targets and confidence weights of
   the training set, and the pool's features;
-- :func:`prior_aligned_weights`: pseudo-label weights that follow the class prior;
 - :func:`model_version`: a hash of what the committee is trained on;
 - :func:`build_committee`: the :class:`~labelloop.models.ensemble.KFoldCommittee` of ``training:``;
 - :func:`prediction_rows`: the committee's probabilities as ``model`` label rows.
@@ -24,7 +23,7 @@ import numpy as np
 from labelloop.exceptions import TrainingError
 from labelloop.models.ensemble import KFoldCommittee
 from labelloop.models.features import embed_texts, load_features
-from labelloop.store import LabelIn, Resolution, Store
+from labelloop.store import TRAINABLE_KINDS, LabelIn, Resolution, Store
 
 __all__ = [
     "TRAINABLE_KINDS",
@@ -32,14 +31,11 @@ __all__ = [
     "training_set",
     "training_inputs",
     "augment_training_texts",
-    "prior_aligned_weights",
     "model_version",
     "build_committee",
     "prediction_rows",
 ]
 
-# Model rows are the committee's output: they never train the next committee.
-TRAINABLE_KINDS = ("gold", "expert", "crowd", "weak", "pseudo")
 # `training:` settings a KFoldCommittee takes under the same name.
 COMMITTEE_SETTINGS = ("model", "epochs", "min_steps", "batch_size", "lr", "weight_decay", "schedule", "patience",
                       "loss", "focal_gamma", "class_weight", "tta", "calibrate", "parallel_folds", "n_jobs", "device",
@@ -92,36 +88,6 @@ def augment_training_texts(config: Any, store: Store, train_ids: list[int]) -> A
     augmenter = TextAugmenter(config.training.text_augment, cache_dir=config.data_path / "cache" / "text-augment")
     cache = config.data_path / "cache" / "minilm"
     return augment_texts(list(frame["text"]), augmenter, lambda texts: embed_texts(texts, cache_dir=cache))
-
-
-def prior_aligned_weights(labels: np.ndarray, weight: np.ndarray, prior: np.ndarray,
-                          max_scale: float = 10.0) -> np.ndarray:
-    """Pseudo-label weights rescaled per class so the pseudo-labels' class mass follows ``prior``.
-
-    Confident items are not a random sample: a class the teacher finds hard is
-    under-represented among its pseudo-labels (digits: 21 of 430 were eights
-    against a 10 % prior), and a committee trained on them learns that the
-    class is rare and stops predicting it (7 eights predicted among 1,762 pool
-    items, down from 100 before the pseudo-labels). Reweighting removes that
-    label shift; ``max_scale`` bounds the boost of a class with few pseudo-labels.
-    The total weight is unchanged.
-
-    >>> prior_aligned_weights(np.array([0, 0, 0, 1]), np.ones(4), np.array([0.5, 0.5])).tolist()
-    [0.6666666865348816, 0.6666666865348816, 0.6666666865348816, 2.0]
-    """
-    labels = np.asarray(labels, np.int64)
-    weight = np.asarray(weight, np.float64)
-    prior = np.asarray(prior, np.float64)
-    if not len(labels) or not weight.sum() > 0:
-        return weight.astype(np.float32)
-    mass = np.bincount(labels, weights=weight, minlength=len(prior))
-    present = mass > 0
-    # Classes without pseudo-labels cannot be boosted: share the prior among the present ones.
-    target = prior * present
-    target = target / target.sum() * mass.sum()
-    scale = np.clip(np.divide(target, mass, out=np.ones_like(mass), where=present), 1.0 / max_scale, max_scale)
-    out = weight * scale[labels]
-    return (out * (weight.sum() / out.sum())).astype(np.float32)
 
 
 def model_version(config: Any, resolution: Resolution, mask: np.ndarray) -> str:

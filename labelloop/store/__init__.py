@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from labelloop.store.kinds import DEFAULT_PRECEDENCE, LABEL_KINDS, SOURCE_KINDS
+from labelloop.store.kinds import DEFAULT_PRECEDENCE, FIRM_KINDS, LABEL_KINDS, SOURCE_KINDS, TRAINABLE_KINDS
 
 if TYPE_CHECKING:
     from labelloop.store.resolve import Resolution
@@ -38,6 +38,8 @@ __all__ = [
     "LABEL_KINDS",
     "SOURCE_KINDS",
     "DEFAULT_PRECEDENCE",
+    "TRAINABLE_KINDS",
+    "FIRM_KINDS",
     "content_hash",
     "encode_probs",
     "decode_probs",

@@ -14,7 +14,7 @@ row) can take part in training-label resolution; the config's
 
 from __future__ import annotations
 
-__all__ = ["LABEL_KINDS", "SOURCE_KINDS", "DEFAULT_PRECEDENCE"]
+__all__ = ["LABEL_KINDS", "SOURCE_KINDS", "DEFAULT_PRECEDENCE", "TRAINABLE_KINDS", "FIRM_KINDS"]
 
 #: Kinds of opinion a label row may hold, strongest first; ``annotator`` rows are raw crowd votes.
 LABEL_KINDS: tuple[str, ...] = ("gold", "expert", "crowd", "weak", "pseudo", "model", "annotator")
@@ -24,3 +24,9 @@ SOURCE_KINDS: tuple[str, ...] = LABEL_KINDS[:-1]
 
 #: gold > expert > crowd aggregate > weak > pseudo > model (``model`` rows are reported, never trained on).
 DEFAULT_PRECEDENCE: tuple[str, ...] = SOURCE_KINDS
+
+#: Kinds a committee trains on: ``model`` rows are its own output and never train the next one.
+TRAINABLE_KINDS: tuple[str, ...] = ("gold", "expert", "crowd", "weak", "pseudo")
+
+#: Labels a person gave: never routed again (unless suspect), the yardstick of the pseudo-label fallback.
+FIRM_KINDS: tuple[str, ...] = ("gold", "expert", "crowd")

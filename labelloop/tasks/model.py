@@ -8,7 +8,7 @@ New code imports from there.
 
 from __future__ import annotations
 
-from labelloop.models.inputs import TRAINABLE_KINDS, model_version, prediction_rows, prior_aligned_weights, training_set
+from labelloop.models.inputs import TRAINABLE_KINDS, model_version, prediction_rows, training_set
 from labelloop.models.outputs import MODEL_RUN_KIND, latest_outputs, record_outputs
 
 __all__ = [
@@ -18,6 +18,5 @@ __all__ = [
     "prediction_rows",
     "record_outputs",
     "latest_outputs",
-    "prior_aligned_weights",
     "MODEL_RUN_KIND",
 ]

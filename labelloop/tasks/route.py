@@ -22,6 +22,7 @@ from labelloop.labeling.noise import find_label_errors
 from labelloop.labeling.pseudo import knn_graph
 from labelloop.labeling.route import RouteBudgets, Routing, route
 from labelloop.labeling.select import query
+from labelloop.store.kinds import FIRM_KINDS
 from labelloop.store import LabelIn, Store, TaskIn
 from labelloop.tasks.model import latest_outputs
 
@@ -29,8 +30,7 @@ __all__ = ["PSEUDO_SOURCE", "FIRM_KINDS", "outputs_task", "route_task", "write_q
            "chosen_pseudo", "pseudo_changes"]
 
 PSEUDO_SOURCE = "self-training"
-# Labels a person gave: they are never routed again (unless suspect).
-FIRM_KINDS = ("gold", "expert", "crowd")
+# FIRM_KINDS: labels a person gave; they are never routed again (unless suspect).
 
 
 def _pseudo_labels(config: LabelloopConfig, proba: np.ndarray, members: np.ndarray, firm: np.ndarray,

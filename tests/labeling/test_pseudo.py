@@ -265,6 +265,7 @@ def test_fallback_to_supervised_when_pseudo_labels_hurt():
     kept = SelfTrainingCommittee(KFoldCommittee(model="logreg"), min_agreement=0.0, fallback=False).fit(
         X, yl, graph_features=gf)
     fell = SelfTrainingCommittee(KFoldCommittee(model="logreg"), min_agreement=0.0).fit(X, yl, graph_features=gf)
+    assert fell.check_ == "per-fold"  # checked on pseudo-labels whose teacher never saw the held-out fold
     assert not fell.fallback_.use_pseudo and fell.fallback_.acc_with < fell.fallback_.acc_without
     assert fell.fallback_.reason.startswith("supervised-only: out-of-fold accuracy on 40 firm labels")
     assert fell.committee_ is fell.supervised_
