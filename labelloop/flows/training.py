@@ -45,7 +45,7 @@ from labelloop.tasks.training import (
     store_committee_predictions_task,
 )
 
-__all__ = ["training_flow", "fit_committee", "predict_pool", "save_outputs", "FIRM_KINDS"]
+__all__ = ["training_flow", "fit_committee", "predict_pool", "save_outputs"]
 
 # Prediction chunks submitted ahead of the one being written: enough to keep a few workers busy,
 # few enough that memory stays a few chunks (4 x 50,000 items x (256-d embedding + 5 x 10 probabilities)

@@ -31,7 +31,7 @@ from labelloop.labeling.pseudo import estimate_prior, prior_aligned_weights, pse
 from labelloop.models.text_augment import rows_of
 from labelloop.store.kinds import FIRM_KINDS
 
-__all__ = ["FIRM_KINDS", "firm_rows", "TurnResult", "self_train_turn"]
+__all__ = ["firm_rows", "TurnResult", "self_train_turn"]
 
 
 # fit(X, Y, w, item_ids, augmented) -> a freshly fitted committee;  predict(committee, X) -> members (k, n, C)

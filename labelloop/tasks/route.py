@@ -26,7 +26,7 @@ from labelloop.store.kinds import FIRM_KINDS
 from labelloop.store import LabelIn, Store, TaskIn
 from labelloop.tasks.model import latest_outputs
 
-__all__ = ["PSEUDO_SOURCE", "FIRM_KINDS", "outputs_task", "route_task", "write_queues_task", "write_pseudo_task",
+__all__ = ["PSEUDO_SOURCE", "outputs_task", "route_task", "write_queues_task", "write_pseudo_task",
            "chosen_pseudo", "pseudo_changes"]
 
 PSEUDO_SOURCE = "self-training"
