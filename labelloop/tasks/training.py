@@ -20,8 +20,9 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import TrainingError
+from labelloop.models.embed import project_embedder
 from labelloop.models.ensemble import KFoldCommittee
-from labelloop.models.features import embed_texts, load_features
+from labelloop.models.features import load_features
 from labelloop.store import Resolution, Store
 from labelloop.tasks.model import prediction_rows
 
@@ -115,8 +116,7 @@ def augment_training_texts(config: LabelloopConfig, store: Store, train_ids: lis
 
     frame = store.items(config.dataset.name, columns=["id", "text"], ids=train_ids).set_index("id").loc[train_ids]
     augmenter = TextAugmenter(config.training.text_augment, cache_dir=config.data_path / "cache" / "text-augment")
-    cache = config.data_path / "cache" / "minilm"
-    return augment_texts(list(frame["text"]), augmenter, lambda texts: embed_texts(texts, cache_dir=cache))
+    return augment_texts(list(frame["text"]), augmenter, project_embedder(config).encode)
 
 
 @task(cache_policy=NO_CACHE)

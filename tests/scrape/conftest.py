@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -17,39 +15,34 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scrape_helpers import LocalSite  # noqa: E402
 
+from labelloop.process import Process, free_port, port_open, start_process  # noqa: E402
+
 os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try to download a driver
 
 
 @pytest.fixture
 def local_site(tmp_path: Path) -> Iterator[Callable[..., LocalSite]]:
-    """Start ``localsite`` servers from route dicts; every one is killed by PID afterwards."""
-    started: list[subprocess.Popen[str]] = []
+    """Start ``localsite`` servers from route dicts on free ports; every one is killed by PID afterwards."""
+    started: list[Process] = []
 
     def start(routes: dict[str, Any], root: Path | None = None, name: str = "site") -> LocalSite:
         log = tmp_path / f"{name}-requests.jsonl"
-        spec = {"log": str(log), "routes": routes, "root": str(root) if root else None}
+        port = free_port()
+        spec = {"log": str(log), "routes": routes, "root": str(root) if root else None, "port": port}
         spec_path = tmp_path / f"{name}-spec.json"
         spec_path.write_text(json.dumps(spec))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
-        )
-        started.append(proc)
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"local site did not start (got {line!r})")
-        port = int(line.split()[1])
-        return LocalSite(f"http://127.0.0.1:{port}", port, log, proc)
+        process = start_process(f"local site {name} on 127.0.0.1:{port}",
+                                [sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
+                                log=tmp_path / f"{name}.log", cwd=Path(__file__).resolve().parents[2])
+        started.append(process)
+        process.wait_ready(lambda: port_open(port), timeout=60, interval=0.02)
+        return LocalSite(f"http://127.0.0.1:{port}", port, log, process)
 
     try:
         yield start
     finally:
-        for proc in started:
-            try:
-                os.kill(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.wait(timeout=10)
+        for process in started:
+            process.kill()
 
 
 @pytest.fixture

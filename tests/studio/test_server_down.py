@@ -7,11 +7,12 @@ import json
 import pytest
 
 from labelloop.exceptions import LabelStudioError, ServiceError
+from labelloop.process import is_alive, stop_pid
 from labelloop.studio.assign import OverlapPolicy
 from labelloop.studio.bots import Bot, bot_email
 from labelloop.studio.client import StudioClient
 from labelloop.studio.projects import task_data
-from labelloop.studio.server import StudioServer, _alive
+from labelloop.studio.server import StudioServer
 from labelloop.studio.sync import sync_annotations
 from labelloop.studio.team import CrowdTeam
 
@@ -35,22 +36,31 @@ class KillAfterFirstExport(StudioClient):
         return out
 
 
+def _answered_team(server: StudioServer, store, dataset: str, ids, truth, before_answers=None) -> CrowdTeam:
+    """Push ``ids`` to three bots (one each) and let them answer every task right;
+    ``before_answers(admin)`` runs between the push and the answers."""
+    names = ["alice", "bob", "carol"]
+    tokens = json.loads((server.studio_dir / "bots.json").read_text())
+    items = store.items(dataset).set_index("id")
+    with server.client() as admin:
+        team = CrowdTeam(admin, dataset, "text", CLASSES, [bot_email(n) for n in names])
+        team.push(ids, lambda i: task_data("text", {"text": items.at[i, "text"]}), OverlapPolicy(1, 1))
+        if before_answers is not None:
+            before_answers(admin)
+        for n in names:
+            with StudioClient(server.url, tokens[n]["token"]) as c:
+                Bot(n, 1.0).answer_project(c, team.projects()[bot_email(n)].id, truth, CLASSES, "text")
+    return team
+
+
 def test_server_killed_mid_sync_then_resumes(studio_template, tmp_path, store, helpers):
     dataset = "down"
     ids, truth = helpers.add_text_items(store, dataset, 12, CLASSES, seed=5)
-    names = ["alice", "bob", "carol"]
     server = None
     try:
         server = helpers.start_copy(studio_template, tmp_path / "studio")
         port = server.port
-        tokens = json.loads((server.studio_dir / "bots.json").read_text())
-        items = store.items(dataset).set_index("id")
-        with server.client() as admin:
-            team = CrowdTeam(admin, dataset, "text", CLASSES, [bot_email(n) for n in names])
-            team.push(ids, lambda i: task_data("text", {"text": items.at[i, "text"]}), OverlapPolicy(1, 1))
-            for n in names:
-                with StudioClient(server.url, tokens[n]["token"]) as c:
-                    Bot(n, 1.0).answer_project(c, team.projects()[bot_email(n)].id, truth, CLASSES, "text")
+        team = _answered_team(server, store, dataset, ids, truth)
         dying = KillAfterFirstExport(server, retries=2, backoff=0.05)
         with pytest.raises(LabelStudioError, match=rf"Label Studio at http://127\.0\.0\.1:{port} failed GET "
                                                    r"/api/.* after 3 attempts: cannot connect"):
@@ -89,21 +99,17 @@ class KillAfterFirstChangedProject(StudioClient):
 def test_server_restarted_mid_incremental_sync_loses_and_doubles_nothing(studio_template, tmp_path, store, helpers):
     dataset = "restart"
     ids, truth = helpers.add_text_items(store, dataset, 12, CLASSES, seed=6)
-    names = ["alice", "bob", "carol"]
+    first = []
+
+    def sync_before_answers(admin):  # nothing answered yet: sets the cursors
+        first.append(sync_annotations(admin, store, dataset, CLASSES))
+
     server = None
     try:
         server = helpers.start_copy(studio_template, tmp_path / "studio")
         port = server.port
-        tokens = json.loads((server.studio_dir / "bots.json").read_text())
-        items = store.items(dataset).set_index("id")
-        with server.client() as admin:
-            team = CrowdTeam(admin, dataset, "text", CLASSES, [bot_email(n) for n in names])
-            team.push(ids, lambda i: task_data("text", {"text": items.at[i, "text"]}), OverlapPolicy(1, 1))
-            first = sync_annotations(admin, store, dataset, CLASSES)  # nothing answered yet: sets the cursors
-            assert first.mode == "full" and first.added == 0
-            for n in names:
-                with StudioClient(server.url, tokens[n]["token"]) as c:
-                    Bot(n, 1.0).answer_project(c, team.projects()[bot_email(n)].id, truth, CLASSES, "text")
+        _answered_team(server, store, dataset, ids, truth, before_answers=sync_before_answers)
+        assert first[0].mode == "full" and first[0].added == 0
         dying = KillAfterFirstChangedProject(server, retries=2, backoff=0.05)
         with pytest.raises(LabelStudioError, match=rf"Label Studio at http://127\.0\.0\.1:{port} failed GET "
                                                    r"/api/tasks/ after 3 attempts: cannot connect"):
@@ -132,16 +138,15 @@ def test_server_that_exits_at_start_is_a_clear_error(tmp_path):
     exe.write_text("#!/bin/sh\necho 'boom: cannot start' >&2\nexit 3\n")
     exe.chmod(0o755)
     server = StudioServer(tmp_path / "studio", venv=venv, startup_timeout=30)
-    with pytest.raises(ServiceError, match=r"Label Studio exited with code 3 while starting on "
-                                           r"http://127\.0\.0\.1:\d+; see .*server\.log"):
+    with pytest.raises(ServiceError, match=r"Label Studio on http://127\.0\.0\.1:\d+: exited with code 3 during "
+                                           r"start-up; last lines of .*server\.log:\nboom: cannot start"):
         server.start()
     assert server.pid is None  # stopped and forgotten
-    assert "boom: cannot start" in server.log_path.read_text()
+    assert not (server.studio_dir / "server.json").exists()
 
 
 def test_cli_studio_up_status_down(studio_template, tmp_path):
     import os
-    import signal
 
     import httpx
     from typer.testing import CliRunner
@@ -168,11 +173,10 @@ def test_cli_studio_up_status_down(studio_template, tmp_path):
         assert "Label Studio at" in runner.invoke(app, ["studio", "status", "-c", str(config)]).output
         down = runner.invoke(app, ["studio", "down", "-c", str(config)])
         assert "Label Studio stopped" in down.output
-        assert not _alive(pid)  # exited (and reaped: it was started by this process)
+        assert not is_alive(pid)  # exited (and reaped: it was started by this process)
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
         pid = None
         assert "not running" in runner.invoke(app, ["studio", "status", "-c", str(config)]).output
     finally:
-        if pid is not None:
-            os.killpg(pid, signal.SIGTERM)
+        stop_pid(pid)
