@@ -199,9 +199,9 @@ class WordNet:
     path : path, optional
         The dictionary folder; default ``$WNSEARCHDIR`` or ``/usr/share/wordnet``.
 
-    >>> wn = WordNet()                       # doctest: +SKIP
-    >>> wn.synonyms("computer")              # doctest: +SKIP
-    ['computing machine', 'computing device', 'data processor', ...]
+    >>> wn = WordNet()
+    >>> wn.synonyms("computer")[:3]
+    ['computing machine', 'computing device', 'data processor']
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
