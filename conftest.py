@@ -25,9 +25,6 @@ def pytest_collect_file(file_path: Path, parent):
         return None
     if any(file_path == skip or skip in file_path.parents for skip in NOT_MODULES):
         return None
+    if "PREFECT_HOME" not in os.environ:  # importing Prefect makes its home: never the user's ~/.prefect
+        os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="labelloop-doctest-prefect-")
     return DoctestModule.from_parent(parent, path=file_path)
-
-# Prefect makes its home folder when imported (collecting doctests imports it): never the user's ~/.prefect.
-# tests/conftest.py points it at the session's folder when the tests run too.
-if "PREFECT_HOME" not in os.environ:
-    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="labelloop-doctest-prefect-")

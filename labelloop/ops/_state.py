@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,26 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp.replace(path)  # atomic: a reader never sees half a file
 
 
+@dataclass(kw_only=True)
 class PidStateMixin:
     """Start, health, stop-by-pid and the JSON state round trip of the services `labelloop up` starts.
 
-    The dataclass using it has ``pid``, ``log``, ``home`` (a Path) and ``extra_env`` fields;
-    ``health_url`` is its HTTP health check (a service without one overrides :meth:`healthy`).
+    A dataclass using it has a ``home`` (a Path) field; ``health_url`` is its HTTP health check
+    (a service without one overrides :meth:`healthy`).
+
+    Parameters
+    ----------
+    pid : int or None
+        Set once started (or read back from the state file).
+    log : str or None
+        Its log file, set once started.
+    extra_env : dict
+        Extra environment of the process (not saved in the state file).
     """
+
+    pid: int | None = None
+    log: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def health_url(self) -> str | None:

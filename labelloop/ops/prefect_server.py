@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from labelloop.exceptions import ServiceError
@@ -71,17 +71,12 @@ class PrefectServer(PidStateMixin):
         None: a free port chosen at start.
     database_url : str or None, default=None
         ``PREFECT_API_DATABASE_CONNECTION_URL``; None keeps SQLite under ``home``.
-    pid : int or None
-        Set once started (or read back from the state file).
     """
 
     home: Path
     host: str = "127.0.0.1"
     port: int | None = None
     database_url: str | None = None
-    pid: int | None = None
-    log: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:

@@ -39,7 +39,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -293,9 +293,6 @@ class WebhookReceiver(PidStateMixin):
     port: int | None = None
     min_interval_s: float = 10.0
     project_dir: str | None = None
-    pid: int | None = None
-    log: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:

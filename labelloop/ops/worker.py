@@ -8,7 +8,7 @@ the deployment's entrypoint, whatever is installed in the environment.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from labelloop.exceptions import ServiceError
@@ -63,9 +63,6 @@ class PrefectWorker(PidStateMixin):
     api_url: str
     pool: str = "labelloop"
     project_dir: str | None = None
-    pid: int | None = None
-    log: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     def healthy(self) -> bool:
         return True  # no health endpoint: a live worker process is a running worker

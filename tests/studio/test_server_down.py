@@ -1,8 +1,9 @@
-"""Server killed mid-sync: a clear error naming the URL, and the next sync completes with nothing lost."""
+"""Server killed (by pid) mid-sync: a clear error naming the URL, and the next sync completes with nothing lost."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -20,20 +21,26 @@ from labelloop.studio.team import CrowdTeam
 CLASSES = ["sports", "politics", "science", "music"]
 
 
-class KillAfterFirstExport(StudioClient):
-    """A real client whose server dies right after the first project was pulled."""
+class KilledAfterFirstProject(StudioClient):
+    """A real client whose server is SIGKILLed (by pid) once the first project of a sync was read."""
 
-    def __init__(self, server: StudioServer, **kw):
-        super().__init__(server.url, server.credentials.token, **kw)
+    def __init__(self, server: StudioServer):
+        super().__init__(server.url, server.credentials.token, retries=2, backoff=0.05)
         self.server = server
-        self.exports = 0
+        self.reads = 0
 
-    def export(self, project_id):
-        out = super().export(project_id)
-        self.exports += 1
-        if self.exports == 1:
+    def _read(self) -> None:
+        if self.reads == 1:
             self.server.kill()
-        return out
+        self.reads += 1
+
+    def export(self, project_id):  # a full pass reads each project's export
+        self._read()
+        return super().export(project_id)
+
+    def changed_tasks(self, project_id, since=None, batch=500):  # an incremental pass reads its changes
+        self._read()
+        return super().changed_tasks(project_id, since=since, batch=batch)
 
 
 def _answered_team(server: StudioServer, store, dataset: str, ids, truth, before_answers=None) -> CrowdTeam:
@@ -53,82 +60,38 @@ def _answered_team(server: StudioServer, store, dataset: str, ids, truth, before
     return team
 
 
-def test_server_killed_mid_sync_then_resumes(studio_template, tmp_path, store, helpers):
-    dataset = "down"
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+def test_server_killed_mid_sync_then_restarted_loses_and_doubles_nothing(mode, studio_template, tmp_path, store,
+                                                                        helpers):
+    dataset = f"down-{mode}"
     ids, truth = helpers.add_text_items(store, dataset, 12, CLASSES, seed=5)
-    server = None
+    cursors = []
+
+    def sync_before_answers(admin):  # nothing answered yet: sets the cursors, so the next sync is incremental
+        cursors.append(sync_annotations(admin, store, dataset, CLASSES))
+
+    server = helpers.start_copy(studio_template, tmp_path / "studio")
     try:
-        server = helpers.start_copy(studio_template, tmp_path / "studio")
-        port = server.port
-        team = _answered_team(server, store, dataset, ids, truth)
-        dying = KillAfterFirstExport(server, retries=2, backoff=0.05)
-        with pytest.raises(LabelStudioError, match=rf"Label Studio at http://127\.0\.0\.1:{port} failed GET "
-                                                   r"/api/.* after 3 attempts: cannot connect"):
-            sync_annotations(dying, store, dataset, CLASSES, projects=list(team.projects().values()))
+        _answered_team(server, store, dataset, ids, truth, sync_before_answers if mode == "incremental" else None)
+        assert [(c.mode, c.added) for c in cursors] == ([("full", 0)] if mode == "incremental" else [])
+        with pytest.raises(LabelStudioError, match=rf"Label Studio at {re.escape(server.url)} failed GET "
+                                                   r"/api/\S* after 3 attempts: cannot connect"):
+            sync_annotations(KilledAfterFirstProject(server), store, dataset, CLASSES)
         partial = store.labels(dataset, kinds=["annotator"])
         assert 0 < len(partial) < 12  # the first project's rows were kept
         assert not (partial["label"] == -1).any()  # a partial pull marks nothing deleted
 
-        server = StudioServer(server.studio_dir, port=port).start()  # same data dir, same URL
+        server = StudioServer(server.studio_dir, port=server.port).start()  # back: same data dir, same URL
         with server.client() as admin:
             report = sync_annotations(admin, store, dataset, CLASSES)
-        assert report.added == 12 - len(partial) and report.deleted == 0
-        rows = store.labels(dataset, kinds=["annotator"])
-        assert len(rows) == 12 and rows["dedupe_key"].is_unique
-        assert sorted(rows["item_id"]) == sorted(ids)
-    finally:
-        if server is not None:
-            server.stop()
-
-
-class KillAfterFirstChangedProject(StudioClient):
-    """A real client whose server dies after the first project of an incremental sync was read."""
-
-    def __init__(self, server: StudioServer, **kw):
-        super().__init__(server.url, server.credentials.token, **kw)
-        self.server = server
-        self.reads = 0
-
-    def changed_tasks(self, project_id, since=None, batch=500):
-        if self.reads == 1:
-            self.server.kill()
-        self.reads += 1
-        return super().changed_tasks(project_id, since=since, batch=batch)
-
-
-def test_server_restarted_mid_incremental_sync_loses_and_doubles_nothing(studio_template, tmp_path, store, helpers):
-    dataset = "restart"
-    ids, truth = helpers.add_text_items(store, dataset, 12, CLASSES, seed=6)
-    first = []
-
-    def sync_before_answers(admin):  # nothing answered yet: sets the cursors
-        first.append(sync_annotations(admin, store, dataset, CLASSES))
-
-    server = None
-    try:
-        server = helpers.start_copy(studio_template, tmp_path / "studio")
-        port = server.port
-        _answered_team(server, store, dataset, ids, truth, before_answers=sync_before_answers)
-        assert first[0].mode == "full" and first[0].added == 0
-        dying = KillAfterFirstChangedProject(server, retries=2, backoff=0.05)
-        with pytest.raises(LabelStudioError, match=rf"Label Studio at http://127\.0\.0\.1:{port} failed GET "
-                                                   r"/api/tasks/ after 3 attempts: cannot connect"):
-            sync_annotations(dying, store, dataset, CLASSES, mode="incremental")
-        partial = store.labels(dataset, kinds=["annotator"])
-        assert 0 < len(partial) < 12  # the first project's rows were kept
-
-        server = StudioServer(server.studio_dir, port=port).start()  # Label Studio back, same data, same URL
-        with server.client() as admin:
-            report = sync_annotations(admin, store, dataset, CLASSES)
-            assert report.mode == "incremental"  # the cursors were not moved by the broken sync
+            assert report.mode == mode  # an incremental sync's cursors were not moved by the broken one
             assert report.added == 12 - len(partial) and report.deleted == 0
             assert sync_annotations(admin, store, dataset, CLASSES).added == 0
         rows = store.labels(dataset, kinds=["annotator"])
         assert len(rows) == 12 and rows["dedupe_key"].is_unique
         assert sorted(rows["item_id"]) == sorted(ids)
     finally:
-        if server is not None:
-            server.stop()
+        server.stop()
 
 
 def test_server_that_exits_at_start_is_a_clear_error(tmp_path):
