@@ -229,31 +229,43 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def _running(pid: int) -> bool:
+    """The leader or any process of its group still runs."""
+    return is_alive(pid) or bool(group_members(pid))
+
+
+def _signal(pid: int, sig: int) -> None:
+    members = group_members(pid)
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass  # the group is gone (its leader may remain, in a group of its own)
+    except PermissionError as exc:
+        raise ServiceError(f"process {pid}: not allowed to stop it ({exc})") from exc
+    if pid not in members and is_alive(pid):  # the leader left its group (setsid): signal it by pid too
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def stop_pid(pid: int | None, timeout: float = 20.0, sig: int = signal.SIGTERM) -> bool:
     """Signal the process group of ``pid`` (``sig``, then SIGKILL after ``timeout`` s) and reap it.
 
-    Returns True if something was running. Waits until no process of the group
-    is left, so a port it held is free when this returns.
+    Returns True if something was running. Waits until neither the process nor
+    any of its group is left, so a port it held is free when this returns.
     """
-    if not pid or not (is_alive(pid) or group_members(pid)):
+    if not pid or not _running(pid):
         return False
-    signals = [sig] if sig == signal.SIGKILL else [sig, signal.SIGKILL]
-    for current in signals:
-        try:
-            os.killpg(pid, current)
-        except ProcessLookupError:
-            pass  # the leader and its group are gone already
-        except PermissionError as exc:
-            raise ServiceError(f"process {pid}: not allowed to stop it ({exc})") from exc
+    for current in [sig] if sig == signal.SIGKILL else [sig, signal.SIGKILL]:
+        _signal(pid, current)
         deadline = time.monotonic() + (timeout if current != signal.SIGKILL else 5.0)
-        while True:
-            _reap(pid)
-            if not group_members(pid):
-                _reap(pid)
-                return True
+        while _running(pid):
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.05)
+        else:
+            return True
     return True
 
 

@@ -28,7 +28,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from labelloop.exceptions import TrainingError
+from labelloop.store import content_hash
 
 __all__ = ["TextEmbedder", "project_embedder", "MODEL_NAME", "EMBEDDING_DIM"]
 
@@ -89,7 +89,7 @@ class TextEmbedder:
     @staticmethod
     def key(text: str) -> str:
         """Content hash of one text under this model."""
-        return hashlib.sha256(f"{MODEL_NAME}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+        return content_hash(f"{MODEL_NAME}\0{text}".encode("utf-8", "surrogatepass"))
 
     def path(self, text: str) -> Path | None:
         """The cache file of ``text``'s embedding (None without a cache)."""
