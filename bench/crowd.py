@@ -44,7 +44,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from _common import print_table, row, write_results  # noqa: E402
 from labelloop.config import parse_config  # noqa: E402
-from labelloop.labeling.crowd import CrowdAggregator, latest_votes  # noqa: E402
+from labelloop.labeling.crowd import CrowdAggregator, standing_votes  # noqa: E402
 from labelloop.store import ItemIn, Store  # noqa: E402
 from labelloop.studio.assign import ITEM_KEY, OverlapPolicy, plan_assignments  # noqa: E402
 from labelloop.studio.bots import Bot, bot_email, ensure_bot_accounts  # noqa: E402
@@ -167,7 +167,7 @@ def main() -> None:
             rows += [row(task, "labelloop", "sync_annotations_per_s", report.added / sync_s),
                      row(task, "labelloop", "sync_items_per_s", args.items / sync_s)]
             print(f"first sync: {report.added} rows in {sync_s:.1f} s")
-            votes = latest_votes(store.labels("bench", kinds=["annotator"], decode=False))  # before the edits below
+            votes = standing_votes(store, "bench")  # before the edits below
             # interleaved: new, old, new (the machine is shared; the best of each is reported)
             times: dict[str, list[float]] = {"labelloop": [], "full-export": []}
             for system in ("labelloop", "full-export", "labelloop"):
@@ -208,7 +208,7 @@ def main() -> None:
 
             # -- images with files: pushed as URLs through the crowd flow's content path -----------
             if args.image_items:
-                from labelloop.flows.crowd import _content
+                from labelloop.studio.projects import item_content
 
                 t0 = time.perf_counter()
                 paths = write_images(tmp, args.image_items, args.seed)
@@ -221,7 +221,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 for ref in iteam.projects().values():
                     ensure_file_storage(admin, ref, tmp / FILES_DIR)
-                content = _content(store, config, img_ids)
+                content = item_content(store, "imgs", "image", config.data_path, img_ids)
                 iplan, pushed = iteam.push(img_ids, content, OverlapPolicy(3, 3), seed=args.seed)
                 img_s = time.perf_counter() - t0
                 copies = sum(len(v) for v in pushed.values())

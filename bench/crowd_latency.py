@@ -99,7 +99,7 @@ def _measure(own, tasks: list[dict], store_url: str, timeout: float) -> list[flo
 def submit_to_store_rows(answers: int = 6, cron_answers: int = 2, workdir: Path | None = None) -> list[dict]:
     """Measure both paths on one stack; returns result rows (see the module docstring)."""
     from labelloop.config import load_config
-    from labelloop.flows.crowd import connect
+    from labelloop.tasks.crowd import connect
     from labelloop.ops import ServiceState
     from labelloop.store import ItemIn, Store, TaskIn
     from labelloop.studio.bots import bot_email, ensure_bot_accounts

@@ -46,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, row, write_results  # noqa: E402
 
-from labelloop.process import Process, free_port, port_open, start_process  # noqa: E402
+from labelloop.process import Process  # noqa: E402
+from labelloop.scrape import localsite  # noqa: E402
 
 UA = "labelloop-bench/0.1 (+https://github.com/labelloop/labelloop)"
 WORDS = (
@@ -113,19 +114,8 @@ def set_robots(root: Path, crawl_delay: float | None) -> None:
     (root / "robots.txt").write_text(f"User-agent: *\nDisallow: /private/\n{delay}")
 
 
-def start_site(spec: dict, spec_path: Path) -> tuple[str, Process]:
-    """A ``labelloop.scrape.localsite`` server on a free 127.0.0.1 port; the caller stops it by pid."""
-    port = free_port()
-    spec_path.write_text(json.dumps({**spec, "port": port}))
-    server = start_process(f"site server on 127.0.0.1:{port}",
-                           [sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
-                           log=spec_path.with_suffix(".out"), cwd=ROOT)
-    server.wait_ready(lambda: port_open(port), timeout=60, interval=0.02)
-    return f"http://127.0.0.1:{port}", server
-
-
 def start_server(root: Path, log: Path) -> tuple[str, Process]:
-    return start_site({"root": str(root), "log": str(log)}, root.parent / "spec.json")
+    return localsite.start({"root": str(root), "log": str(log)}, root.parent / "spec.json")
 
 
 def read_log(log: Path, start: int) -> tuple[list[dict], int]:
@@ -232,10 +222,9 @@ def real_robots(delay: float | None) -> str:
 
 
 def start_real_server(doc: Path, work: Path, delay: float | None, log: Path) -> tuple[str, Process]:
-    return start_site({
-        "root": str(doc), "log": str(log),
-        "routes": {"/robots.txt": {"status": 200, "headers": {"Content-Type": "text/plain"}, "body": real_robots(delay)}},
-    }, work / f"real-spec-{delay}.json")
+    robots = {"status": 200, "headers": {"Content-Type": "text/plain"}, "body": real_robots(delay)}
+    return localsite.start({"root": str(doc), "log": str(log), "routes": {"/robots.txt": robots}},
+                           work / f"real-spec-{delay}.json")
 
 
 def labelloop_real(url: str, per_host: int, work: Path) -> dict:

@@ -22,8 +22,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, print_table, row, write_results  # noqa: E402
 
+from labelloop.store.kinds import DEFAULT_PRECEDENCE  # noqa: E402
+
 N_CLASSES = 10
-PRECEDENCE = ["gold", "expert", "crowd", "weak", "pseudo", "model"]
+PRECEDENCE = list(DEFAULT_PRECEDENCE)
 KIND_MIX = {"gold": 0.02, "expert": 0.03, "crowd": 0.15, "weak": 0.3, "pseudo": 0.2, "model": 0.3}
 
 

@@ -318,8 +318,30 @@ def demo(
 
 
 from labelloop.studio.cli import app as _studio_app  # noqa: E402
+from labelloop.studio.cli import studio_up  # noqa: E402
 
 app.add_typer(_studio_app, name="studio")
+
+
+@_studio_app.command("demo")
+def studio_demo(directory: Path = typer.Argument(Path("demo-crowd"), help="Where to write the digits example.")) -> None:
+    """The digits example with a crowd round: Label Studio started, bots answer, see it in the UI."""
+    from labelloop.demo import write_digits_example
+    from labelloop.simulation import simulated_team
+
+    config_path = write_digits_example(directory, crowd=True)
+    try:
+        server = studio_up(config_path)
+    except LabelloopError as exc:
+        _fail(exc)
+    with simulated_team():  # the bots answer between the round's push and its sync
+        result = _run_turn(config_path)
+    crowd = result.get("crowd", {})
+    console.print(f"crowd round: {crowd.get('pushed', {}).get('pushed', 0)} tasks pushed, "
+                  f"{crowd.get('synced', 0)} answers synced, flagged: {', '.join(crowd.get('flagged', [])) or 'none'}")
+    console.print(f"open {server.url} (log in as {server.credentials.email}; password in "
+                  f"{server.studio_dir / 'credentials.json'}); stop it with "
+                  f"`labelloop studio down -c {config_path}`")
 
 
 def main() -> None:  # pragma: no cover

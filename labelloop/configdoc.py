@@ -1,13 +1,17 @@
 """The README's config reference, generated from the pydantic models.
 
-``python -m labelloop.configdoc --write`` refreshes the block between the
-``config-reference`` markers in README.md; a test checks they agree.
+One table per top-level section, headed by the module of :mod:`labelloop.config`
+that defines it (the package has one module per section), so a reader goes from
+a key to its code in one step. ``python -m labelloop.configdoc --write``
+refreshes the block between the ``config-reference`` markers in README.md; a test
+checks they agree.
 """
 
 from __future__ import annotations
 
 import sys
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,29 +51,53 @@ def _default(field: Any) -> str:
 
 
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
-    rows = []
-    for name, field in model.model_fields.items():
+    return [row for name, field in model.model_fields.items() if not field.exclude for row in _field_rows(name, field, prefix)]
+
+
+def _field_rows(name: str, field: Any, prefix: str) -> list[str]:
+    path = f"{prefix}{field.alias or name}"
+    nested = _models_in(field.annotation)
+    if len(nested) == 1 and not typing.get_origin(field.annotation) in (list,):
+        rows = [f"| `{path}` | section | {_default(field)} | {field.description or nested[0].__doc__.splitlines()[0]} |"]
+        return rows + _rows(nested[0], f"{path}.")
+    if nested:
+        kinds = ", ".join(f"`{m.__name__}`" for m in nested)
+        rows = [f"| `{path}` | list of {kinds} | {_default(field)} | {field.description or ''} |"]
+        for sub in nested:
+            rows.extend(_rows(sub, f"{path}[] ({sub.__name__})."))
+        return rows
+    return [f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |"]
+
+
+def _module_path(model: type[BaseModel]) -> str:
+    """``labelloop.config.weak`` -> ``labelloop/config/weak.py``."""
+    return model.__module__.replace(".", "/") + ".py"
+
+
+def _sections() -> Iterator[tuple[str, type[BaseModel], list[str]]]:
+    """(title, defining model, rows): the top-level keys first, then one entry per section."""
+    top, sections = [], []
+    for name, field in LabelloopConfig.model_fields.items():
         if field.exclude:
             continue
-        path = f"{prefix}{field.alias or name}"
         nested = _models_in(field.annotation)
-        if len(nested) == 1 and not typing.get_origin(field.annotation) in (list,):
-            rows.append(f"| `{path}` | section | {_default(field)} | {field.description or nested[0].__doc__.splitlines()[0]} |")
-            rows.extend(_rows(nested[0], f"{path}."))
-        elif nested:
-            kinds = ", ".join(f"`{m.__name__}`" for m in nested)
-            rows.append(f"| `{path}` | list of {kinds} | {_default(field)} | {field.description or ''} |")
-            for sub in nested:
-                rows.extend(_rows(sub, f"{path}[] ({sub.__name__})."))
+        rows = _field_rows(name, field, "")
+        if nested:
+            sections.append((f"`{field.alias or name}`", nested[0], rows))
         else:
-            rows.append(f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
-    return rows
+            top.extend(rows)
+    yield "top level", LabelloopConfig, top
+    yield from sections
 
 
 def config_reference() -> str:
-    """A markdown table of every config key."""
-    lines = ["| key | type | default | meaning |", "|---|---|---|---|", *_rows(LabelloopConfig, "")]
-    return "\n".join(lines) + "\n"
+    """Markdown: per section, the module that defines it and a table of its keys."""
+    parts = []
+    for title, model, rows in _sections():
+        path = _module_path(model)
+        table = "\n".join(["| key | type | default | meaning |", "|---|---|---|---|", *rows])
+        parts.append(f"### {title} ([{path}]({path}))\n\n{table}\n")
+    return "\n".join(parts)
 
 
 def write_readme(readme: Path) -> None:

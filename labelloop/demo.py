@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_digits_example", "DIGITS_CONFIG"]
+__all__ = ["write_digits_example", "DIGITS_CONFIG", "CROWD_SECTION"]
 
 DIGITS_CONFIG = """\
 # labelloop config for the digits example (see `labelloop init` for every key).
@@ -56,11 +56,30 @@ self_training:
   rounds: 1                  # and, within a turn, one more fit with them
 """
 
+CROWD_SECTION = """
+# added by `labelloop studio demo`: a crowd round with simulated annotators (ANCHORS.md's crowd protocol)
+crowd:
+  enabled: true
+  seed_queue: 60            # no routing stage in this demo: queue 60 unlabeled digits
+  overlap: 3
+  initial_overlap: 2
+  gold_rate: 0.2
+  gold_min_answers: 2
+  instructions: "Which digit is this?"
+  bots:                     # answer only inside labelloop.simulation.simulated_team (the demo); never in production
+    - {name: w0, accuracy: 0.9}
+    - {name: w1, accuracy: 0.9}
+    - {name: w2, accuracy: 0.7, confusions: {"1": "7", "3": "8", "4": "9", "5": "6"}}
+    - {name: w4, accuracy: 0.1}
+"""
 
-def write_digits_example(directory: Path, gold_fraction: float = 0.05, seed: int = 0, loop: bool = False) -> Path:
+
+def write_digits_example(directory: Path, gold_fraction: float = 0.05, seed: int = 0, loop: bool = False,
+                         crowd: bool = False) -> Path:
     """Write ``digits.npz``, ``truth.npz`` and ``labelloop.yaml`` into ``directory``; return the config path.
 
-    ``loop=True`` also turns on routing and self-training, for multi-turn simulations.
+    ``loop=True`` also turns on routing and self-training, for multi-turn simulations; ``crowd=True``
+    adds a crowd section with simulated annotators (:data:`CROWD_SECTION`) unless the config has one.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -80,4 +99,7 @@ def write_digits_example(directory: Path, gold_fraction: float = 0.05, seed: int
     config = directory / "labelloop.yaml"
     if not config.exists():
         config.write_text(DIGITS_CONFIG + (LOOP_SECTIONS if loop else ""), encoding="utf-8")
+    text = config.read_text(encoding="utf-8")
+    if crowd and "\ncrowd:" not in text:
+        config.write_text(text + CROWD_SECTION, encoding="utf-8")
     return config

@@ -18,7 +18,10 @@
 
 Every message names the thing at fault (a file and key path, an item id, a URL,
 a labeling function), what was expected and what came. Programmer mistakes
-(wrong argument types) stay ``TypeError`` / ``ValueError``.
+stay ``TypeError`` (wrong argument type) / ``ValueError`` (a parameter out of
+range, a malformed array or selector passed to a library function): the tree
+is for what goes wrong with data, files, servers and configs, not for a call
+written wrongly.
 """
 
 from __future__ import annotations
@@ -73,7 +76,19 @@ class CrawlError(LabelloopError):
 
 
 class RobotsDisallowed(CrawlError):
-    """robots.txt forbids fetching the URL."""
+    """robots.txt forbids fetching the URL (or cannot be read, which RFC 9309 treats alike).
+
+    Raised by :meth:`labelloop.scrape.robots.RobotsRules.check`; the crawler catches it
+    where it skips the URL (counted as ``skipped: robots``).
+    """
+
+    def __init__(self, url: str, reason: str = "disallowed by robots.txt") -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+    def __reduce__(self) -> tuple:  # keeps url and reason across processes (pickling)
+        return (type(self), (self.url, self.reason))
 
 
 class LabelStudioError(LabelloopError):

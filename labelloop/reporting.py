@@ -53,12 +53,9 @@ def _truth_by_item(store: Store, config: LabelloopConfig) -> tuple[np.ndarray, n
 
 
 def latest_model_predictions(store: Store, dataset: str) -> dict[int, int]:
-    """Item id → class of the newest ``model`` row."""
-    labels = store.labels(dataset, kinds=["model"], decode=False)
-    if labels.empty:
-        return {}
-    latest = labels.sort_values("id").groupby("item_id").tail(1)
-    return dict(zip(latest["item_id"].astype(int), latest["label"].astype(int)))
+    """Item id → class of the newest standing ``model`` row."""
+    latest = store.standing(dataset, kinds=["model"], per="item", decode=False)
+    return dict(zip(latest["item_id"].astype(int).tolist(), latest["label"].astype(int).tolist()))
 
 
 def truth_accuracy(store: Store, config: LabelloopConfig) -> list[dict[str, Any]]:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["prepare_prefect_env"]
+if TYPE_CHECKING:
+    from labelloop.config import LabelloopConfig
+    from labelloop.store import Store
+
+__all__ = ["prepare_prefect_env", "open_stage"]
 
 _DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -31,3 +36,17 @@ def prepare_prefect_env(data_dir: Path | None = None) -> None:
         home = (data_dir or Path.cwd() / "data") / ".prefect"
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home.resolve())
+
+
+def open_stage(config_path: str | Path) -> tuple["LabelloopConfig", "Store"]:
+    """Load and validate the config, open the store and bring its schema up to date.
+
+    What every stage flow and every task that gets a config path starts with;
+    it lives here, below both, so tasks never import flows.
+    """
+    from labelloop.config import load_config
+    from labelloop.store import Store
+
+    config = load_config(config_path)
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    return config, Store(config.store_url).create()

@@ -1,20 +1,25 @@
-"""Closed-loop simulation: pipeline turns, with a simulated team answering the queues in between.
+"""Simulated teams, for examples, demos, tests and benchmarks only: real answers come from people.
 
-Each turn runs the real pipeline under Prefect; then an :class:`~labelloop.labeling.oracle.Oracle`
-built from the hidden truth answers the expert queue and the crowd queue. The rows are the
-user's learning curve: labels bought against accuracy on the hidden truth. For examples and
-benchmarks only: real answers come from Label Studio.
+* :func:`simulate`: pipeline turns under Prefect; after each, an
+  :class:`~labelloop.labeling.oracle.Oracle` built from the hidden truth answers
+  the expert and crowd queues in the store. The rows are the user's learning
+  curve: labels bought against accuracy on the hidden truth.
+* :func:`simulated_team`: inside it, the config's ``crowd.bots`` (real Label
+  Studio users) answer their open tasks between a crowd round's push and its
+  sync, so one turn shows a whole round. The production crowd flow has no bots
+  and never waits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["simulate"]
+__all__ = ["simulate", "simulated_team", "bot_answers"]
 
 
 def simulate(
@@ -77,3 +82,36 @@ def simulate(
         experts += answers.expert  # answered after the turn: they count from the next turn on
         votes += answers.crowd_votes
     return rows
+
+
+def bot_answers(config, store, client) -> int:
+    """The config's ``crowd.bots`` answer their open crowd tasks from the hidden truth; returns the answers."""
+    from labelloop.exceptions import ConfigError
+    from labelloop.reporting import _truth_by_item
+    from labelloop.studio.bots import Bot, answer_open_tasks
+
+    c, ds = config.crowd, config.dataset
+    if not c.bots or config.evaluation.truth is None:
+        return 0
+    bots = []
+    for n, b in enumerate(c.bots):
+        unknown = [x for pair in b.confusions.items() for x in pair if x not in ds.classes]
+        if unknown:
+            raise ConfigError(f"crowd.bots[{n}].confusions: {unknown[0]!r} is not one of dataset.classes {ds.classes}")
+        conf = {ds.classes.index(k): ds.classes.index(v) for k, v in b.confusions.items()}
+        bots.append(Bot(b.name, b.accuracy, conf, b.confusion_share, seed=config.training.seed))
+    ids, y = _truth_by_item(store, config)
+    return answer_open_tasks(client, bots, dict(zip(ids.tolist(), y.tolist())), ds.name, ds.classes, ds.modality,
+                             config.data_path / "studio")
+
+
+@contextmanager
+def simulated_team() -> Iterator[None]:
+    """Crowd rounds run inside get their bots' answers between push and sync (``tasks.crowd.ANSWERERS``)."""
+    from labelloop.tasks.crowd import ANSWERERS
+
+    ANSWERERS.append(bot_answers)
+    try:
+        yield
+    finally:
+        ANSWERERS.remove(bot_answers)

@@ -39,6 +39,23 @@ def test_run_with_bad_config_names_the_key(tmp_path):
     assert "labelloop.yaml: dataset.classes: needs at least 2 classes (got 1)" in done.stdout
 
 
+def test_studio_commands_include_the_demo_defined_by_the_cli(tmp_path):
+    done = labelloop("studio", "--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert all(name in done.stdout for name in ("up", "down", "status", "demo"))
+
+
+def test_crowd_demo_config_gets_one_crowd_section_with_its_bots(tmp_path):
+    from labelloop.demo import write_digits_example
+
+    path = write_digits_example(tmp_path, crowd=True)
+    again = write_digits_example(tmp_path, crowd=True)  # a second demo run appends nothing
+    assert again == path and path.read_text().count("\ncrowd:") == 1
+    config = load_config(path)
+    assert config.crowd.enabled and [b.name for b in config.crowd.bots] == ["w0", "w1", "w2", "w4"]
+    assert config.crowd.bots[2].confusions["3"] == "8"
+
+
 def test_demo_end_to_end_then_status(tmp_path):
     import re
 

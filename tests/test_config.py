@@ -54,7 +54,7 @@ MALFORMED = [
     (with_change("store", {"url": "mysql://x"}), r"store\.url: must be a sqlite:// or postgresql:// URL"),
     (with_change("schedule", {"pipeline": "every day"}), r"schedule\.pipeline: must be a 5-field cron expression"),
     (with_change("training.min_confidence", 1.5), r"training\.min_confidence: must be <= 1\.0 \(got 1\.5\)"),
-    (with_change("resolution", {"precedence": ["gold", "gold"]}), r"resolution\.precedence: source kinds must not repeat"),
+    (with_change("resolution", {"precedence": ["gold", "gold"]}), r"resolution\.precedence: source kinds must be distinct \(repeated: gold\)"),
     (with_change("resolution", {"precedence": ["gold", "oracle"]}), r"resolution\.precedence\[1\]: must be one of"),
 ]
 

@@ -20,30 +20,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from labelloop.config import load_config
-from labelloop.flows.context import open_stage
+from labelloop.runtime import open_stage
+from labelloop.studio.sync import answers_since_last_turn
 
-__all__ = ["annotations_flow", "answers_since_last_turn", "TURN_EVENT"]
+__all__ = ["annotations_flow", "TURN_EVENT"]
 
 TURN_EVENT = "labelloop.turn.due"
-
-
-def answers_since_last_turn(store, dataset: str) -> int:
-    """Label Studio answers (``ls:`` rows, retractions excluded) stored since the last turn started."""
-    labels = store.labels(dataset, kinds=["annotator", "expert"], decode=False)
-    if labels.empty:
-        return 0
-    labels = labels[labels["dedupe_key"].fillna("").str.startswith("ls:") & (labels["label"] >= 0)]
-    runs = store.runs(limit=50, kind="pipeline")
-    runs = runs[runs["dataset"] == dataset] if "dataset" in runs.columns else runs
-    if runs.empty:
-        return int(len(labels))
-    since = _utc(runs["started_at"].max())
-    return int((labels["created_at"].map(_utc) >= since).sum())
-
-
-def _utc(value: Any) -> datetime:
-    stamp = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)  # SQLite drops the zone
 
 
 def _turn_waiting(dataset: str) -> bool:

@@ -1,17 +1,9 @@
-"""Opening the config and the store at the start of a stage."""
+"""Opening the config and the store at the start of a stage: :func:`labelloop.runtime.open_stage`.
 
-from __future__ import annotations
+Re-exported for the flows that still import it from here; new code imports it
+from :mod:`labelloop.runtime` (tasks must: tasks never import flows).
+"""
 
-from pathlib import Path
-
-from labelloop.config import LabelloopConfig, load_config
-from labelloop.store import Store
+from labelloop.runtime import open_stage
 
 __all__ = ["open_stage"]
-
-
-def open_stage(config_path: str | Path) -> tuple[LabelloopConfig, Store]:
-    """Load and validate the config, open the store and bring its schema up to date."""
-    config = load_config(config_path)
-    config.data_path.mkdir(parents=True, exist_ok=True)
-    return config, Store(config.store_url).create()

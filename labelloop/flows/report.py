@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow
 
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_markdown, publish_table
-from labelloop.flows.context import open_stage
 from labelloop.reporting import label_summary, truth_accuracy
+from labelloop.runtime import open_stage
 
 __all__ = ["report_flow"]
 

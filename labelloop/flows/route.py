@@ -20,9 +20,9 @@ import numpy as np
 from prefect import flow
 
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_image, publish_markdown, publish_table
-from labelloop.flows.context import open_stage
 from labelloop.flows.signoff import approve_route_writes
 from labelloop.labeling.route import QUEUES, Routing, queue_summary
+from labelloop.runtime import open_stage
 from labelloop.tasks.route import outputs_task, route_task, write_pseudo_task, write_queues_task
 
 __all__ = ["route_flow", "confidence_histogram_png"]

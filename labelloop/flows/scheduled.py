@@ -16,7 +16,7 @@ from prefect import flow
 
 from labelloop.config import load_config
 from labelloop.exceptions import ConfigError
-from labelloop.flows.context import open_stage
+from labelloop.runtime import open_stage
 
 __all__ = ["run_stage", "stage_callable", "stage_available"]
 

@@ -7,8 +7,8 @@ from typing import Any
 from prefect import flow
 
 from labelloop.flows.artifacts import artifact_key, publish_image, publish_markdown, publish_table
-from labelloop.flows.context import open_stage
 from labelloop.ops.summary import learning_curve_png, summary_markdown, turn_history, turn_summary
+from labelloop.runtime import open_stage
 
 __all__ = ["summary_flow"]
 

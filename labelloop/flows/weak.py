@@ -10,8 +10,8 @@ import numpy as np
 from prefect import flow
 
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_markdown, publish_table
-from labelloop.flows.context import open_stage
 from labelloop.labeling.lf import lf_set_version, lfs_from_config
+from labelloop.runtime import open_stage
 from labelloop.tasks.weak import (
     LF_SET_PREFIX,
     analyse_task,
@@ -51,7 +51,7 @@ def weak_flow(config_path: str, run_id: str) -> dict:
         item_ids = items["id"].to_numpy(dtype=np.int64)
         applied = apply_lfs_task(lfs, items, config)
         L = applied["L"]
-        y_known = known_labels(store, dataset, item_ids)
+        y_known = known_labels(store, dataset, item_ids, len(classes))
         model = fit_label_model_task(L, y_known, config)
         summary = analyse_task(L, lfs, y_known, model, applied["fault_counts"])
         stored = store_weak_labels_task(store, dataset, item_ids, L, model.predict_proba(), version, run_id,

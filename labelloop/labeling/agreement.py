@@ -30,6 +30,13 @@ def _counts(votes: pd.DataFrame, n_classes: int) -> np.ndarray:
     return counts
 
 
+def _pairable(votes: pd.DataFrame, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Item x class counts and votes per item, over the items with >= 2 votes (the only ones agreement sees)."""
+    counts = _counts(votes, n_classes)
+    n = counts.sum(1)
+    return counts[n >= 2], n[n >= 2]
+
+
 def cohen_kappa(votes: pd.DataFrame, a: str, b: str) -> float:
     """Cohen's kappa of annotators ``a`` and ``b`` over the items both labeled (NaN if none)."""
     pa = votes[votes["source"] == a].set_index("item")["label"]
@@ -59,9 +66,7 @@ def kappa_matrix(votes: pd.DataFrame, sources: Sequence[str] | None = None) -> p
 
 def fleiss_kappa(votes: pd.DataFrame, n_classes: int) -> float:
     """Fleiss' kappa over items with >= 2 raters (a varying number of raters is allowed)."""
-    counts = _counts(votes, n_classes)
-    n = counts.sum(1)
-    counts, n = counts[n >= 2], n[n >= 2]
+    counts, n = _pairable(votes, n_classes)
     if len(n) == 0:
         return float("nan")
     p_item = ((counts ** 2).sum(1) - n) / (n * (n - 1))
@@ -75,9 +80,7 @@ def fleiss_kappa(votes: pd.DataFrame, n_classes: int) -> float:
 
 def krippendorff_alpha(votes: pd.DataFrame, n_classes: int) -> float:
     """Krippendorff's alpha, nominal metric, from the coincidence matrix (items with >= 2 values)."""
-    counts = _counts(votes, n_classes)
-    m = counts.sum(1)
-    counts, m = counts[m >= 2], m[m >= 2]
+    counts, m = _pairable(votes, n_classes)
     if len(m) == 0:
         return float("nan")
     # coincidences o_ck = sum_u n_uc (n_uk - [c == k]) / (m_u - 1)

@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelloop.exceptions import LabelingFunctionError
+# A malformed label matrix, gold vector or model is a mistake in the call, not in a labeling function:
+# those raise ValueError (labelloop.exceptions keeps LabelingFunctionError for LFs that fail or are declared wrongly).
 
 __all__ = ["LFAnalysis"]
 
@@ -63,20 +64,20 @@ class LFAnalysis:
     def __init__(self, L: Any, lf_names: Sequence[Any] | None = None) -> None:
         L = np.asarray(L)
         if L.ndim != 2:
-            raise LabelingFunctionError(f"label matrix must be 2-D (n_items, n_lfs) (got shape {L.shape})")
+            raise ValueError(f"label matrix must be 2-D (n_items, n_lfs) (got shape {L.shape})")
         if not np.issubdtype(L.dtype, np.integer):
             if L.size and not (np.issubdtype(L.dtype, np.number) and np.array_equal(L, np.round(L))):
-                raise LabelingFunctionError(f"label matrix must hold integer class ids, -1 = abstain (got dtype {L.dtype})")
+                raise ValueError(f"label matrix must hold integer class ids, -1 = abstain (got dtype {L.dtype})")
         self.L = L
         names = [getattr(n, "name", n) for n in lf_names] if lf_names is not None else [f"lf{j}" for j in range(L.shape[1])]
         if len(names) != L.shape[1]:
-            raise LabelingFunctionError(f"{len(names)} LF names for a label matrix with {L.shape[1]} columns")
+            raise ValueError(f"{len(names)} LF names for a label matrix with {L.shape[1]} columns")
         self.lf_names = [str(n) for n in names]
         # Work in int64 whatever the caller's dtype: the applier writes int8, and a sentinel
         # outside int8's range (or unsigned arithmetic) would silently change the statistics.
         L64 = L.astype(np.int64, copy=False)
         if L64.size and L64.min() < -1:
-            raise LabelingFunctionError(f"label matrix entries must be >= -1 (-1 = abstain) (got {int(L64.min())})")
+            raise ValueError(f"label matrix entries must be >= -1 (-1 = abstain) (got {int(L64.min())})")
         self._L64 = L64
         self._voted = L64 != -1
         self._n_votes = self._voted.sum(axis=1)
@@ -133,7 +134,7 @@ class LFAnalysis:
     def _correct_incorrect(self, Y: Any) -> tuple[np.ndarray, np.ndarray]:
         Y = np.asarray(Y)
         if Y.shape != (len(self.L),):
-            raise LabelingFunctionError(f"gold labels must have shape ({len(self.L)},) (got {Y.shape})")
+            raise ValueError(f"gold labels must have shape ({len(self.L)},) (got {Y.shape})")
         known = (Y != -1)[:, None] & self._voted
         correct = (known & (self._L64 == Y[:, None])).sum(axis=0)
         return correct, known.sum(axis=0) - correct
@@ -152,9 +153,9 @@ class LFAnalysis:
         """Empirical ``P(LF votes l | Y = y)`` per LF, shape ``(n_lfs, k + 1, k)``; row 0 is abstain (as Snorkel)."""
         Y = np.asarray(Y)
         if Y.shape != (len(self.L),):
-            raise LabelingFunctionError(f"gold labels must have shape ({len(self.L)},) (got {Y.shape})")
+            raise ValueError(f"gold labels must have shape ({len(self.L)},) (got {Y.shape})")
         if self._L64.size and self._L64.max() >= k:
-            raise LabelingFunctionError(f"k={k} classes but the label matrix holds class {int(self._L64.max())}")
+            raise ValueError(f"k={k} classes but the label matrix holds class {int(self._L64.max())}")
         n_lfs = self.L.shape[1]
         counts = np.zeros((n_lfs, k + 1, k))
         known = np.flatnonzero((Y >= 0) & (Y < k))
@@ -185,7 +186,7 @@ class LFAnalysis:
         if model is not None:
             learned = np.asarray(getattr(model, "accuracies_"))
             if learned.shape != (self.L.shape[1],):
-                raise LabelingFunctionError(
+                raise ValueError(
                     f"model.accuracies_ has shape {learned.shape}; expected one per LF ({self.L.shape[1]},)"
                 )
             frame["Learned Acc."] = learned

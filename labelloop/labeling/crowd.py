@@ -1,8 +1,8 @@
 """Crowd votes -> crowd-aggregate labels, gold-anchored, with annotator quality judged on evidence.
 
-Votes come from the store's ``annotator`` rows; the newest row per (item,
-annotator) is that person's opinion and a ``-1`` row (a deleted annotation)
-withdraws it.
+Votes come from the store's ``annotator`` rows through :meth:`Store.standing`:
+the newest row per (item, annotator) is that person's opinion and a ``-1`` row
+(a deleted annotation) withdraws it; a withdrawn gold label anchors nothing.
 
 Annotator quality, and why it is decided this way
 --------------------------------------------------
@@ -31,6 +31,7 @@ Annotator quality, and why it is decided this way
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -41,27 +42,47 @@ from sklearn.utils.validation import check_is_fitted
 from labelloop.exceptions import AggregationError
 from labelloop.labeling.agreement import gold_accuracy
 from labelloop.labeling.aggregate import DawidSkene, MajorityVote, OneCoinDawidSkene, Votes
+from labelloop.store import LabelIn, Store
 
-__all__ = ["latest_votes", "systematic_confusions", "CrowdAggregator"]
+__all__ = ["standing_votes", "standing_gold", "crowd_label_rows", "systematic_confusions", "CrowdAggregator"]
 
 METHODS = ("dawid_skene", "one_coin", "majority")
 
 
-def latest_votes(labels: pd.DataFrame, item_col: str = "item_id") -> pd.DataFrame:
-    """One ``item, source, label`` row per (item, annotator): the newest opinion, retractions dropped.
+def standing_votes(store: Store, dataset: str, kind: str = "annotator") -> pd.DataFrame:
+    """Each annotator's standing vote per item in the aggregators' long format ``item, source, label``.
 
-    ``labels`` are label rows in the order they were written (or with an ``id``
-    or ``created_at`` column to order by).
+    A later answer of the same annotator replaces the earlier one and a deleted
+    annotation (a ``-1`` row) withdraws it: :meth:`Store.standing` applies the rule.
     """
-    if len(labels) == 0:
-        return pd.DataFrame({"item": pd.Series(dtype=int), "source": pd.Series(dtype=str),
-                             "label": pd.Series(dtype=int)})
-    order = [c for c in ("created_at", "id") if c in labels.columns]
-    df = labels.sort_values(order, kind="stable") if order else labels
-    last = df.groupby([item_col, "source"], sort=False).tail(1)
-    last = last[last["label"] >= 0]
-    return pd.DataFrame({"item": last[item_col].to_numpy(int), "source": last["source"].astype(str).to_numpy(),
-                         "label": last["label"].to_numpy(int)})
+    rows = store.standing(dataset, kinds=[kind], decode=False)
+    return pd.DataFrame({"item": rows["item_id"].to_numpy(int), "source": rows["source"].astype(str).to_numpy(),
+                         "label": rows["label"].to_numpy(int)})
+
+
+def standing_gold(store: Store, dataset: str) -> dict[int, int]:
+    """Item id -> class of each item's standing gold label: the anchors of aggregation and the crowd's gold tasks.
+
+    A withdrawn gold label (a ``-1`` row) anchors nothing.
+    """
+    rows = store.standing(dataset, kinds=["gold"], per="item", decode=False)
+    return dict(zip(rows["item_id"].astype(int).tolist(), rows["label"].astype(int).tolist()))
+
+
+def crowd_label_rows(aggregator: "CrowdAggregator", votes: pd.DataFrame, gold: Mapping[int, int],
+                     run_id: str | None = None) -> list[LabelIn]:
+    """One ``crowd`` label row per aggregated item that is not gold (class, confidence, posteriors).
+
+    Dedupe keys come from a digest of the votes and the method: the same votes
+    give the same keys, so re-aggregating unchanged votes adds nothing.
+    """
+    check_is_fitted(aggregator, "posteriors_")
+    method = aggregator.method
+    digest = hashlib.sha256(pd.util.hash_pandas_object(votes.sort_values(["item", "source"]), index=False)
+                            .values.tobytes() + method.encode()).hexdigest()[:16]
+    return [LabelIn(item_id=int(i), label=int(p.argmax()), kind="crowd", source=f"crowd:{method}",
+                    confidence=float(p.max()), probs=p, run_id=run_id, dedupe_key=f"crowd:{digest}:{int(i)}")
+            for i, p in zip(aggregator.items_, aggregator.posteriors_) if int(i) not in gold]
 
 
 def systematic_confusions(confusions: np.ndarray, evidence: np.ndarray, sources: Any,

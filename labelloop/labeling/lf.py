@@ -251,9 +251,9 @@ class ModelLF(LabelingFunction):
                  threshold: float = 0.0, classes: Sequence[int] | None = None, version: str = "") -> None:
         super().__init__(name)
         if not hasattr(estimator, "predict_proba"):
-            raise LabelingFunctionError(f"labeling function {name!r}: the estimator needs predict_proba (got {type(estimator).__name__})")
+            raise TypeError(f"labeling function {name!r}: the estimator needs predict_proba (got {type(estimator).__name__})")
         if not 0.0 <= threshold <= 1.0:
-            raise LabelingFunctionError(f"labeling function {name!r}: threshold must be in [0, 1] (got {threshold})")
+            raise ValueError(f"labeling function {name!r}: threshold must be in [0, 1] (got {threshold})")
         self.estimator = estimator
         self.featurize = featurize
         self.threshold = threshold

@@ -203,7 +203,7 @@ def _start_webhooks(config: LabelloopConfig, state: ServiceState, server: Prefec
     receiver.min_interval_s = config.schedule.webhook_min_interval_s
     receiver.extra_env = dict(env or {})
     _ensure_running(config, state, "webhooks", receiver)
-    from labelloop.flows.crowd import connect
+    from labelloop.tasks.crowd import connect
     from labelloop.ops.webhooks import register_project_webhooks
 
     with connect(config) as client:  # projects made before the receiver existed; the crowd push does the rest

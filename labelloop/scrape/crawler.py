@@ -24,19 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
 from labelloop.config import CollectConfig, SiteConfig
-from labelloop.exceptions import CrawlError
+from labelloop.exceptions import CrawlError, RobotsDisallowed
 from labelloop.scrape.extract import Extractor, LinkRules
 from labelloop.scrape.fetch import Fetcher, FetchResult, make_client
-from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate, sqlite_pragmas
-from labelloop.scrape.items import CollectedItem, ImageStore, text_hash
+from labelloop.scrape.frontier import Frontier, FrontierEntry, FrontierUpdate
+from labelloop.scrape.items import CollectedItem, ImageStore
 from labelloop.scrape.parsepool import ParsePool
 from labelloop.scrape.politeness import Politeness
 from labelloop.scrape.robots import RobotsCache
 from labelloop.scrape.urls import ALLOWED_SCHEMES, default_scope, in_scope, normalize_url, origin, scheme_of
+from labelloop.store import content_hash, make_engine, migrate
 
 __all__ = ["Crawler", "CrawlReport", "ItemSink"]
 
@@ -170,10 +170,7 @@ class Crawler:
     ) -> None:
         self.site = site
         self.collect = collect
-        if isinstance(db, str):
-            db = create_engine(db)
-            sqlite_pragmas(db)
-        self.engine = db
+        self.engine = make_engine(db) if isinstance(db, str) else db
         self.data_dir = Path(data_dir)
         self.sink = sink
         self.run_id = run_id or uuid.uuid4().hex
@@ -191,7 +188,7 @@ class Crawler:
 
     async def crawl(self) -> CrawlReport:
         report = CrawlReport(self.site.name, self.run_id, started_at=time.time())
-        Frontier.create_tables(self.engine)
+        migrate(self.engine)  # the store's migrations make the frontier tables (idempotent)
         frontier = Frontier(self.engine, self.site.name)
         # A crawl killed (or stopped by max_pages) midway left pending URLs: this run resumes it.
         report.resumed = bool(frontier.pending())
@@ -295,24 +292,30 @@ class _CrawlState:
             raise CrawlError(result.error or f"{robots_url}: no answer")
         return result.status, result.text() if result.ok else ""
 
-    async def allowed(self, url: str) -> tuple[bool, str]:
+    async def check_robots(self, url: str) -> None:
+        """Raise RobotsDisallowed unless the site's robots.txt lets us fetch ``url``; its delays apply to the host."""
         rules = await self.robots.get(url)
         host = origin(url)
         if host not in self._robots_applied:
             self._robots_applied.add(host)
             ua = self.collect.user_agent
             self.politeness.gate(host).robots_delay = max(rules.crawl_delay(ua), rules.request_rate(ua))
-        if rules.allowed(url, self.collect.user_agent):
-            return True, ""
-        return False, rules.reason or "disallowed by robots.txt"
+        rules.check(url, self.collect.user_agent)
+
+    def skip_disallowed(self, entry: FrontierEntry, exc: RobotsDisallowed) -> None:
+        """A URL robots.txt forbids is skipped; a start URL (the user asked for it by name) is also reported."""
+        self.skip(entry, "robots", str(exc))
+        if entry.depth == 0 and entry.kind == "page" and len(self.report.errors) < _MAX_ERRORS_KEPT:
+            self.report.errors.append(f"start URL {exc.url} not fetched: {exc.reason}")
 
     async def redirect_check(self, target: str) -> str | None:
         if scheme_of(target) not in ALLOWED_SCHEMES:
             return "bad_scheme"
         if not in_scope(target, self.crawler.scope):
             return "redirect_out_of_scope"
-        ok, _ = await self.allowed(target)
-        if not ok:
+        try:
+            await self.check_robots(target)
+        except RobotsDisallowed:
             return "robots"
         if target in self.known:
             # Another frontier URL already is (or will be) this page: fetching it twice adds nothing.
@@ -324,8 +327,11 @@ class _CrawlState:
         # Images may live on another host (a CDN): any http(s) host whose robots.txt allows it.
         if scheme_of(target) not in ALLOWED_SCHEMES:
             return "bad_scheme"
-        ok, _ = await self.allowed(target)
-        return None if ok else "robots"
+        try:
+            await self.check_robots(target)
+        except RobotsDisallowed:
+            return "robots"
+        return None
 
     # -- main loop ----------------------------------------------------------------------------------
     async def run(self, pending: list[FrontierEntry]) -> None:
@@ -443,9 +449,10 @@ class _CrawlState:
             # Queued under an earlier config whose scope or start URLs were wider.
             self.skip(entry, "out_of_scope", f"{url}: outside the crawl's scope {self.crawler.scope}")
             return True
-        ok, why = await self.allowed(url)
-        if not ok:
-            self.skip(entry, "robots", f"{url}: {why}")
+        try:
+            await self.check_robots(url)
+        except RobotsDisallowed as exc:
+            self.skip_disallowed(entry, exc)
             return True
         # max_pages counts pages requested: URLs skipped above (robots, scope) never use it up.
         limit = self.site.max_pages
@@ -493,7 +500,7 @@ class _CrawlState:
             if raw.kind == "text":
                 text = raw.text or ""
                 meta = self.provenance(url, status, fetched_at, rule=raw.rule, fields=raw.fields, rendered=rendered)
-                self.batch.items.append(CollectedItem("text", text_hash(text), text=text, uri=url, metadata=meta))
+                self.batch.items.append(CollectedItem("text", content_hash(text), text=text, uri=url, metadata=meta))
             elif raw.image_url and raw.image_url not in self.known:
                 self.known.add(raw.image_url)
                 image = FrontierEntry(
@@ -520,7 +527,7 @@ class _CrawlState:
             # The browsers' own requests (the page itself, its scripts, images, XHR) go through a proxy on
             # this loop that applies robots.txt and the host gates, like the crawler's requests.
             self.proxy = GateProxy(
-                self.allowed, self.politeness, self.fetcher.client, self.collect.fetch.max_bytes,
+                self.check_robots, self.politeness, self.fetcher.client, self.collect.fetch.max_bytes,
                 on_outcome=self.subrequest,
                 in_scope=lambda url: in_scope(url, self.crawler.scope),
                 origins={origin(u) for u in self.crawler.scope},
@@ -567,9 +574,10 @@ class _CrawlState:
     # -- images ---------------------------------------------------------------------------------------
     async def image(self, entry: FrontierEntry) -> bool:
         url = entry.url
-        ok, why = await self.allowed(url)
-        if not ok:
-            self.skip(entry, "robots", f"{url}: {why}")
+        try:
+            await self.check_robots(url)
+        except RobotsDisallowed as exc:
+            self.skip_disallowed(entry, exc)
             return True
         result: FetchResult = await self.fetcher.fetch(url, redirect_check=self.image_redirect_check)
         if not result.ok:

@@ -31,10 +31,9 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from labelloop.config import FollowConfig, ItemRule
-from labelloop.exceptions import ConfigError
 from labelloop.scrape.urls import in_scope, join_url, scheme_of
 
-__all__ = ["RawItem", "PageExtract", "normalize_text", "extract_page", "LinkRules", "Extractor", "Selector"]
+__all__ = ["RawItem", "PageExtract", "normalize_text", "extract_page", "LinkRules", "Extractor", "Selector", "check_selector"]
 
 _SPACE = re.compile(r"\s+")
 # Text nodes get_text() reads: not inside script/style/template (comments are not text() nodes).
@@ -91,7 +90,7 @@ class Selector:
         try:
             soupsieve.compile(css)
         except soupsieve.SelectorSyntaxError as exc:
-            raise ConfigError(f"CSS selector {css!r} is not valid ({str(exc).splitlines()[0]})") from None
+            raise ValueError(f"not a valid CSS selector ({str(exc).splitlines()[0]}) (got {css!r})") from None
 
     def select(self, node: Any) -> list[Any]:
         assert self._xpath is not None, "soupsieve-only selectors are applied by the BeautifulSoup fallback"
@@ -101,6 +100,23 @@ class Selector:
 @lru_cache(maxsize=512)
 def _selector(css: str) -> Selector:
     return Selector(css)
+
+
+def check_selector(css: str) -> str:
+    """``css`` if the extractor can apply it (lxml, else soupsieve); ``ValueError`` naming it otherwise.
+
+    The config checks its item and link selectors with this, so a bad one is refused
+    when the config loads, under its key path, not when the crawl starts.
+
+    >>> check_selector("div.q > p")
+    'div.q > p'
+    >>> check_selector("div[")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a valid CSS selector (Malformed attribute selector at position 3) (got 'div[')
+    """
+    _selector(css)
+    return css
 
 
 @dataclass

@@ -10,7 +10,6 @@ duplicates for training is the team's call.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tempfile
@@ -23,8 +22,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from labelloop.exceptions import CrawlError
+from labelloop.store import content_hash
 
-__all__ = ["CollectedItem", "ImageStore", "VerifiedImage", "verify_image", "text_hash"]
+__all__ = ["CollectedItem", "ImageStore", "VerifiedImage", "verify_image"]
 
 _EXT = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 
@@ -39,10 +39,6 @@ class CollectedItem:
     path: str | None = None
     uri: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -68,7 +64,7 @@ def verify_image(data: bytes, url: str) -> VerifiedImage:
             phash = int(str(imagehash.phash(image.convert("RGB"))), 16)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise CrawlError(f"{url}: not a valid image ({type(exc).__name__}: {exc})") from None
-    return VerifiedImage(hashlib.sha256(data).hexdigest(), fmt, width, height, phash)
+    return VerifiedImage(content_hash(data), fmt, width, height, phash)
 
 
 class ImageStore:

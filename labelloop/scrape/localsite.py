@@ -36,7 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["serve", "main"]
+from labelloop.process import Process, free_port, port_open, start_process
+
+__all__ = ["serve", "start", "main"]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -147,6 +149,25 @@ class _Server(ThreadingHTTPServer):
 def serve(spec: dict[str, Any]) -> _Server:
     """Build the server (not yet serving); ``server.server_address[1]`` is the port."""
     return _Server(spec)
+
+
+def start(spec: dict[str, Any], spec_path: Path) -> tuple[str, Process]:
+    """Run ``spec`` in a child process on a free 127.0.0.1 port; its base URL and the process.
+
+    Started and awaited by :mod:`labelloop.process` (its output in ``<spec_path>.out``); the caller
+    stops it by pid (``process.kill()``), also when a test fails.
+    """
+    port = free_port()
+    spec_path.write_text(json.dumps({**spec, "port": port}), encoding="utf-8")
+    process = start_process(f"local site {spec_path.stem} on 127.0.0.1:{port}",
+                            [sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
+                            log=spec_path.with_suffix(".out"))
+    try:
+        process.wait_ready(lambda: port_open(port), timeout=60, interval=0.02)
+    except BaseException:
+        process.kill()
+        raise
+    return f"http://127.0.0.1:{port}", process
 
 
 def main(argv: list[str] | None = None) -> None:

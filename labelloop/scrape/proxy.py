@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from labelloop.exceptions import RobotsDisallowed
 from labelloop.scrape.politeness import Politeness
 from labelloop.scrape.urls import normalize_url, origin
 
@@ -40,8 +41,8 @@ _HOP = frozenset({
 })
 _MAX_HEAD = 65536
 
-# (url) -> (allowed, why not)
-Allowed = Callable[[str], Awaitable[tuple[bool, str]]]
+# (url) -> None; raises RobotsDisallowed when robots.txt forbids the URL.
+RobotsCheck = Callable[[str], Awaitable[None]]
 
 
 def browser_proxy_args(port: int) -> list[str]:
@@ -54,8 +55,9 @@ class GateProxy:
 
     Parameters
     ----------
-    allowed : coroutine function
-        ``allowed(url) -> (ok, why)``: the crawl's robots.txt check.
+    check_robots : coroutine function
+        ``check_robots(url)``: the crawl's robots.txt check; raises
+        :class:`~labelloop.exceptions.RobotsDisallowed`, answered here with a 403.
     politeness : Politeness
         The crawl's gates (shared with its own requests).
     client : httpx.AsyncClient
@@ -75,7 +77,7 @@ class GateProxy:
 
     def __init__(
         self,
-        allowed: Allowed,
+        check_robots: RobotsCheck,
         politeness: Politeness,
         client: httpx.AsyncClient,
         max_bytes: int = 10_000_000,
@@ -83,7 +85,7 @@ class GateProxy:
         in_scope: Callable[[str], bool] | None = None,
         origins: set[str] | None = None,
     ) -> None:
-        self.allowed = allowed
+        self.check_robots = check_robots
         self.in_scope = in_scope or (lambda url: True)
         self.origins = origins
         self.politeness = politeness
@@ -161,10 +163,11 @@ class GateProxy:
             self.on_outcome("blocked_foreign", url)
             await self._answer(writer, 403, f"labelloop: {url} not fetched: outside the crawl's scope".encode())
             return True
-        ok, why = await self.allowed(url)
-        if not ok:
+        try:
+            await self.check_robots(url)
+        except RobotsDisallowed as exc:
             self.on_outcome("blocked_robots", url)
-            await self._answer(writer, 403, f"labelloop: {url} not fetched: {why}".encode())
+            await self._answer(writer, 403, f"labelloop: {url} not fetched: {exc.reason}".encode())
             return True
         send = [(k, v) for k, v in headers if k.lower() not in _HOP]
         async with self.politeness.request(origin(url)) as gate:
@@ -216,10 +219,11 @@ class GateProxy:
             self.on_outcome("blocked_foreign", root)
             await self._answer(writer, 403, f"labelloop: {root} not reached: outside the crawl's hosts".encode())
             return
-        ok, why = await self.allowed(root)
-        if not ok:
+        try:
+            await self.check_robots(root)
+        except RobotsDisallowed as exc:
             self.on_outcome("blocked_robots", root)
-            await self._answer(writer, 403, f"labelloop: {root} not fetched: {why}".encode())
+            await self._answer(writer, 403, f"labelloop: {root} not fetched: {exc.reason}".encode())
             return
         async with self.politeness.request(origin(root)):
             try:

@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 
 from protego import Protego
 
+from labelloop.exceptions import RobotsDisallowed
 from labelloop.scrape.urls import origin
 
 __all__ = ["RobotsRules", "RobotsCache"]
@@ -35,6 +36,19 @@ class RobotsRules:
         if self.parser is None:
             return True
         return bool(self.parser.can_fetch(url, user_agent))
+
+    def check(self, url: str, user_agent: str) -> None:
+        """Raise :class:`~labelloop.exceptions.RobotsDisallowed` naming ``url`` and why, unless it may be fetched.
+
+        >>> rules = RobotsRules("http://h.test", Protego.parse("User-agent: *\\nDisallow: /private/"), 200)
+        >>> rules.check("http://h.test/public/1", "bot")
+        >>> rules.check("http://h.test/private/1", "bot")
+        Traceback (most recent call last):
+        ...
+        labelloop.exceptions.RobotsDisallowed: http://h.test/private/1: disallowed by robots.txt
+        """
+        if not self.allowed(url, user_agent):
+            raise RobotsDisallowed(url, self.reason or "disallowed by robots.txt")
 
     def crawl_delay(self, user_agent: str) -> float:
         if self.parser is None:
@@ -89,3 +103,9 @@ class RobotsCache:
                     )
             self.rules[key] = rules
             return rules
+
+    async def check(self, url: str, user_agent: str) -> RobotsRules:
+        """The origin's rules, after :meth:`RobotsRules.check` let ``url`` through (else ``RobotsDisallowed``)."""
+        rules = await self.get(url)
+        rules.check(url, user_agent)
+        return rules

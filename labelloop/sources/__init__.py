@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from labelloop.config import ArraySource, ImageFolderSource, LabelloopConfig, TextFileSource
+from labelloop.config.sources import source_name
 from labelloop.sources.arrays import decode_array, encode_array, import_arrays
 from labelloop.sources.base import ImportReport
 from labelloop.sources.images import import_image_folder, verify_image
@@ -20,10 +21,6 @@ __all__ = [
     "verify_image",
     "source_name",
 ]
-
-
-def source_name(source: ArraySource | ImageFolderSource | TextFileSource) -> str:
-    return source.name or str(source.path)
 
 
 def import_source(

@@ -1,13 +1,16 @@
-"""Training-label resolution by source precedence.
+"""Standing opinions and training-label resolution by source precedence.
 
 Rule, for every item of a dataset:
 
 1. per (kind, source) only the newest row counts: a later opinion of the same
-   source replaces its earlier one, and a row with label -1 withdraws it;
+   source replaces its earlier one, and a row with label -1 withdraws it. The
+   rows left are the item's *standing opinions* (:func:`standing_frame`, what
+   :meth:`Store.standing` returns and every stage reads);
 2. among the kinds in ``precedence`` the strongest kind with a standing opinion
    wins (default gold > expert > crowd > weak > pseudo > model);
 3. within that kind the newest standing opinion wins.
 
+Rule 1 is one SQL fragment (:func:`_newest_sql`) that both queries build on.
 The database does steps 1–3 in one grouped query over a covering index and
 streams only the winners back in chunks; their probabilities are then read by
 row id, so memory stays bounded by the output arrays.
@@ -19,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Engine, bindparam, text
 
 from labelloop.exceptions import StoreError
+from labelloop.store import schema
 
-__all__ = ["Resolution", "resolve_labels"]
+__all__ = ["Resolution", "resolve_labels", "standing_frame"]
 
 
 @dataclass
@@ -67,39 +72,83 @@ def _rank_case(precedence: list[str]) -> str:
     return f"CASE kind {whens} END"
 
 
-def _sqlite_query(precedence: list[str], filter_dataset: bool) -> str:
-    kinds = ", ".join(f"'{k}'" for k in precedence)
-    only = "AND item_id IN (SELECT id FROM items WHERE dataset = :dataset)" if filter_dataset else ""
-    # The inner GROUP BY scans the covering index (item_id, kind, source, id, label) in order;
-    # SQLite returns the bare columns of the row that holds MAX()/MIN() in each group.
+def _newest_sql(dialect: str, kinds: list[str], sources: bool = False, filter_dataset: bool = True) -> str:
+    """Rule 1 as SQL: the newest row per (item, kind, source), columns ``item_id, kind, source, label, id``.
+
+    Retractions are still in (label -1): the caller keeps ``label >= 0``. ``sources`` adds a
+    ``source IN :sources`` filter (an expanding parameter); ``kinds`` are checked names, inlined.
+    """
+    names = ", ".join(f"'{k}'" for k in kinds)
+    if dialect == "postgresql":
+        only = "AND l.source IN :sources" if sources else ""
+        return f"""
+            SELECT DISTINCT ON (l.item_id, l.kind, l.source)
+                   l.item_id AS item_id, l.kind AS kind, l.source AS source, l.label AS label, l.id AS id
+            FROM labels AS l JOIN items AS i ON i.id = l.item_id
+            WHERE i.dataset = :dataset AND l.kind IN ({names}) {only}
+            ORDER BY l.item_id, l.kind, l.source, l.id DESC
+        """
+    only = "AND source IN :sources" if sources else ""
+    dataset = "AND item_id IN (SELECT id FROM items WHERE dataset = :dataset)" if filter_dataset else ""
+    # The GROUP BY scans the covering index (item_id, kind, source, id, label) in order;
+    # SQLite returns the bare columns of the row that holds MAX() in each group.
     return f"""
-        SELECT item_id, rank, label, MIN(rank * 1099511627776 - id) AS score, id
-        FROM (
-            SELECT item_id, {_rank_case(precedence)} AS rank, label, MAX(id) AS id
-            FROM labels INDEXED BY ix_labels_item_kind_source_id
-            WHERE kind IN ({kinds})
-            GROUP BY item_id, kind, source
-        )
-        WHERE label >= 0 {only}
+        SELECT item_id, kind, source, label, MAX(id) AS id
+        FROM labels INDEXED BY ix_labels_item_kind_source_id
+        WHERE kind IN ({names}) {only} {dataset}
+        GROUP BY item_id, kind, source
+    """
+
+
+def _resolve_sql(dialect: str, precedence: list[str], filter_dataset: bool) -> str:
+    """Rules 2 and 3 over the standing rows: one winner per item, ordered by item."""
+    newest, rank = _newest_sql(dialect, precedence, filter_dataset=filter_dataset), _rank_case(precedence)
+    if dialect == "postgresql":
+        return f"""
+            SELECT DISTINCT ON (item_id) item_id, {rank} AS rank, label, 0 AS score, id
+            FROM ({newest}) AS newest
+            WHERE label >= 0
+            ORDER BY item_id, rank, id DESC
+        """
+    # SQLite returns the bare columns of the row that holds MIN(): strongest kind, then newest row.
+    return f"""
+        SELECT item_id, {rank} AS rank, label, MIN({rank} * 1099511627776 - id) AS score, id
+        FROM ({newest})
+        WHERE label >= 0
         GROUP BY item_id
         ORDER BY item_id
     """
 
 
-def _postgres_query(precedence: list[str]) -> str:
-    kinds = ", ".join(f"'{k}'" for k in precedence)
-    return f"""
-        SELECT DISTINCT ON (item_id) item_id, rank, label, 0 AS score, id
-        FROM (
-            SELECT DISTINCT ON (l.item_id, l.kind, l.source)
-                   l.item_id AS item_id, {_rank_case(precedence)} AS rank, l.label AS label, l.id AS id
-            FROM labels AS l JOIN items AS i ON i.id = l.item_id
-            WHERE i.dataset = :dataset AND l.kind IN ({kinds})
-            ORDER BY l.item_id, l.kind, l.source, l.id DESC
-        ) AS latest
-        WHERE label >= 0
-        ORDER BY item_id, rank, id DESC
-    """
+_ID_TYPES = {"id": "int64", "item_id": "int64", "label": "int64"}
+
+
+def standing_frame(
+    engine: Engine, dataset: str, kinds: list[str], sources: list[str] | None = None, per: str = "source"
+) -> pd.DataFrame:
+    """The standing opinions of ``dataset`` as label rows (rule 1; see :meth:`Store.standing`)."""
+    if per not in ("source", "item"):
+        raise ValueError(f"per must be 'source' or 'item', got {per!r}")
+    columns = list(schema.labels.c.keys())
+    if not kinds or (sources is not None and not sources):
+        return pd.DataFrame(columns=columns).astype(_ID_TYPES)
+    newest = _newest_sql(engine.dialect.name, kinds, sources=sources is not None)
+    query = text(f"""
+        SELECT {", ".join(f"l.{c}" for c in columns)}
+        FROM labels AS l JOIN ({newest}) AS newest ON newest.id = l.id
+        WHERE newest.label >= 0
+        ORDER BY l.id
+    """).columns(*(schema.labels.c[c] for c in columns))  # typed like the rows of Store.labels
+    params: dict[str, Any] = {"dataset": dataset}
+    if sources is not None:
+        query = query.bindparams(bindparam("sources", expanding=True))
+        params["sources"] = [str(s) for s in sources]
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query, params).all(), columns=columns)
+    if per == "item" and len(frame):
+        # Rows come oldest first, so the last row of an item is its newest standing opinion.
+        frame = frame.drop_duplicates("item_id", keep="last").reset_index(drop=True)
+    return frame.astype(_ID_TYPES)
 
 
 def _decode_chunk(blobs: list[bytes | None], labels: np.ndarray, n_classes: int, item_ids: np.ndarray) -> np.ndarray:
@@ -157,10 +206,9 @@ def resolve_labels(
         raise StoreError("resolution: precedence must name at least one source kind")
     ids_parts, ranks_parts, labels_parts, rows_parts = [], [], [], []
     with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            query = _postgres_query(precedence)
-        else:
-            query = _sqlite_query(precedence, filter_dataset=not _single_dataset(conn, dataset))
+        dialect = engine.dialect.name
+        filter_dataset = dialect == "postgresql" or not _single_dataset(conn, dataset)
+        query = _resolve_sql(dialect, precedence, filter_dataset)
         result = conn.execution_options(stream_results=True).execute(text(query), {"dataset": dataset})
         while True:
             rows = result.fetchmany(chunk_rows)

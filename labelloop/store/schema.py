@@ -1,7 +1,8 @@
-"""Tables of the dataset store (SQLAlchemy Core).
+"""Tables of the dataset store (SQLAlchemy Core), the crawl frontier's included.
 
 The schema itself is created and changed only by the Alembic migrations in
-``labelloop/migrations``; these Table objects describe it for queries.
+``labelloop/migrations`` (:func:`labelloop.store.migrate`); these Table objects
+describe it for queries.
 """
 
 from __future__ import annotations
@@ -115,4 +116,35 @@ annotation_tasks = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_annotation_tasks_item_queue", "item_id", "queue"),
     Index("ix_annotation_tasks_queue_state", "queue", "state"),
+)
+
+# The crawl frontier (labelloop.scrape.frontier): one row per URL per crawl, never queued twice.
+crawl_frontier = Table(
+    "crawl_frontier",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("crawl", String(200), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("kind", String(8), nullable=False),  # page | image
+    Column("depth", Integer, nullable=False, default=0),
+    Column("state", String(16), nullable=False, default="pending"),  # pending | done | failed | skipped
+    Column("status", Integer),
+    Column("reason", String(64)),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("etag", String(512)),
+    Column("last_modified", String(64)),
+    Column("referer", String(2048)),
+    Column("meta", Text),
+    Column("run_id", String(64)),
+    Column("updated_at", Float),
+    UniqueConstraint("crawl", "url", name="uq_crawl_frontier_crawl_url"),
+)
+
+# pHashes of stored images, so near-duplicate flags survive a restart.
+crawl_image_hashes = Table(
+    "crawl_image_hashes",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("phash", String(16), nullable=False),
 )

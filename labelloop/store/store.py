@@ -3,14 +3,17 @@
 One :class:`Store` wraps one SQLAlchemy engine. SQLite (WAL, busy timeout) is
 the embedded default; PostgreSQL works by URL with the same code. The schema is
 owned by the Alembic migrations; :meth:`Store.create` brings a database to the
-newest revision and is safe to call every time.
+newest revision and is safe to call every time. Every database connection of
+labelloop comes from :func:`make_engine` (SQLite set-up, :class:`AppendOnlyError`),
+and every stage reads opinions through :meth:`Store.standing` (newest row per
+item, kind and source, retractions applied).
 """
 
 from __future__ import annotations
 
 import contextlib
-
 import hashlib
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,13 +26,14 @@ import pandas as pd
 from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from labelloop.exceptions import StoreError
+from labelloop.exceptions import AppendOnlyError, StoreError
 from labelloop.store import schema
-from labelloop.store.resolve import Resolution, resolve_labels
+from labelloop.store.kinds import DEFAULT_PRECEDENCE, LABEL_KINDS
+from labelloop.store.resolve import Resolution, resolve_labels, standing_frame
 
-__all__ = ["Store", "ItemIn", "LabelIn", "TaskIn", "AddItemsResult", "LABEL_KINDS", "content_hash"]
+__all__ = ["Store", "ItemIn", "LabelIn", "TaskIn", "AddItemsResult", "LABEL_KINDS", "content_hash", "make_engine",
+           "migrate", "insert_ignoring"]
 
-LABEL_KINDS = ("gold", "expert", "crowd", "weak", "pseudo", "model", "annotator")
 TASK_STATES = ("queued", "pushed", "done", "skipped", "cancelled")
 _BATCH = 5000
 
@@ -114,6 +118,7 @@ class AddItemsResult:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # WAL lets readers (a flow's progress, the UI) work while a stage writes; NORMAL sync is crash-safe in WAL.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -121,6 +126,52 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA cache_size=-131072")  # 128 MiB page cache for big scans
     cursor.execute("PRAGMA mmap_size=268435456")
     cursor.close()
+
+
+# What the append-only triggers of the migrations raise: "<table> are append-only".
+_APPEND_ONLY = re.compile(r"(\w+) are append-only")
+
+
+def _append_only_error(context: Any) -> None:
+    """Turn the database's append-only trigger into :class:`AppendOnlyError` naming the table."""
+    found = _APPEND_ONLY.search(str(context.original_exception))
+    if found is None:
+        return
+    table = found.group(1)
+    verb = (context.statement or "").split(None, 1)[0].upper() if context.statement else "a change"
+    raise AppendOnlyError(
+        f"{table}: rows are append-only, the database refused {verb}; write a new row instead "
+        "(label -1 withdraws a source's opinion)"
+    ) from context.sqlalchemy_exception
+
+
+def make_engine(url: str, echo: bool = False) -> Engine:
+    """The SQLAlchemy engine of a store URL; every part of labelloop opens its database through this.
+
+    ``postgresql://`` means psycopg 3; an SQLite file's folder is created; SQLite connections get
+    WAL, a busy time-out and foreign keys; the append-only triggers surface as :class:`AppendOnlyError`.
+    """
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, echo=echo, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "handle_error", _append_only_error)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring ``engine``'s database to the newest schema revision (idempotent; the one way tables are made)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "heads")
 
 
 def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -134,8 +185,8 @@ def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _insert_ignoring(engine: Engine, table: Any, index: list[str]) -> Any:
-    """An INSERT that skips rows conflicting on ``index`` (a race with another writer)."""
+def insert_ignoring(engine: Engine, table: Any, index: list[str] | None = None) -> Any:
+    """An INSERT that skips rows conflicting on ``index`` (any unique key when None): a race with another writer."""
     if engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     elif engine.dialect.name == "postgresql":
@@ -166,16 +217,10 @@ class Store:
 
     def __init__(self, url: str, echo: bool = False) -> None:
         self.url = url
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         try:
-            self.engine = create_engine(url, echo=echo, future=True)
+            self.engine = make_engine(url, echo=echo)
         except Exception as exc:  # bad URL, missing driver
             raise StoreError(f"store {self._safe_url()}: cannot open ({exc})") from exc
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
 
     def _safe_url(self) -> str:
         try:
@@ -198,15 +243,8 @@ class Store:
     # -- schema -------------------------------------------------------------------
     def create(self) -> "Store":
         """Bring the database to the newest schema revision (idempotent)."""
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
         try:
-            with self.engine.begin() as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "heads")
+            migrate(self.engine)
         except (OperationalError, DBAPIError) as exc:
             raise StoreError(f"store {self._safe_url()}: cannot migrate the schema ({exc.orig})") from exc
         return self
@@ -303,7 +341,7 @@ class Store:
                         created_at=now,
                     )
                 if fresh:
-                    conn.execute(_insert_ignoring(self.engine, table, ["dataset", "content_hash"]), list(fresh.values()))
+                    conn.execute(insert_ignoring(self.engine, table, ["dataset", "content_hash"]), list(fresh.values()))
                     known.update(self._ids_by_hash(conn, dataset, list(fresh)))
             result.added += len(fresh)
             result.existing += len(batch) - len(fresh)
@@ -402,7 +440,7 @@ class Store:
                     values = kept
                 if values:
                     try:
-                        conn.execute(_insert_ignoring(self.engine, table, ["dedupe_key"]), values)
+                        conn.execute(insert_ignoring(self.engine, table, ["dedupe_key"]), values)
                     except DBAPIError as exc:
                         raise StoreError(f"labels: cannot append {len(values)} rows ({exc.orig})") from exc
             written += len(values)
@@ -421,6 +459,46 @@ class Store:
             query = query.where(labels.c.kind.in_(list(kinds)))
         with self.engine.connect() as conn:
             frame = pd.DataFrame(conn.execute(query).all(), columns=list(labels.c.keys()))
+        if decode and len(frame):
+            frame["probs"] = [decode_probs(b) for b in frame["probs"]]
+        return frame
+
+    def standing(
+        self,
+        dataset: str,
+        kinds: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+        *,
+        per: str = "source",
+        decode: bool = True,
+    ) -> pd.DataFrame:
+        """The standing opinions of a dataset: per (item, kind, source) its newest row, retractions applied.
+
+        The one query every stage reads opinions through (crowd votes, gold anchors, standing
+        pseudo-labels, the newest model predictions): a later row of the same source replaces
+        its earlier one, and a row with label -1 withdraws it, so a withdrawn opinion never comes back.
+
+        Parameters
+        ----------
+        dataset : str
+        kinds : sequence of str, default=None
+            Source kinds to read (``LABEL_KINDS`` when None).
+        sources : sequence of str, default=None
+            Only these source names (all when None).
+        per : {"source", "item"}, default="source"
+            ``"item"`` keeps, of each item's standing opinions, only the newest one (whatever its source).
+        decode : bool, default=True
+            Decode stored class probabilities to arrays.
+
+        Returns
+        -------
+        DataFrame with the columns of :meth:`labels`, one row per standing opinion, oldest first.
+        """
+        kinds = list(LABEL_KINDS if kinds is None else kinds)
+        unknown = [k for k in kinds if k not in LABEL_KINDS]
+        if unknown:
+            raise ValueError(f"standing: unknown kind {unknown[0]!r}; expected some of {LABEL_KINDS}")
+        frame = standing_frame(self.engine, dataset, kinds, None if sources is None else list(sources), per)
         if decode and len(frame):
             frame["probs"] = [decode_probs(b) for b in frame["probs"]]
         return frame
@@ -450,8 +528,6 @@ class Store:
         self, dataset: str, n_classes: int, precedence: Sequence[str] | None = None, chunk_rows: int = 200_000
     ) -> Resolution:
         """Each item's training label by source precedence; see :mod:`labelloop.store.resolve`."""
-        from labelloop.config import DEFAULT_PRECEDENCE
-
         return resolve_labels(self.engine, dataset, n_classes, list(precedence or DEFAULT_PRECEDENCE), chunk_rows)
 
     # -- annotation tasks --------------------------------------------------------------

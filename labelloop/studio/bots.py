@@ -23,9 +23,9 @@ import numpy as np
 from labelloop.exceptions import LabelStudioError
 from labelloop.studio.assign import ITEM_KEY
 from labelloop.studio.client import StudioClient, create_personal_token, signup_with_invite
-from labelloop.studio.projects import CONTROL, OBJECT
+from labelloop.studio.projects import CONTROL, OBJECT, find_projects
 
-__all__ = ["Bot", "ensure_bot_accounts", "bot_email"]
+__all__ = ["Bot", "ensure_bot_accounts", "bot_email", "answer_open_tasks"]
 
 BOT_DOMAIN = "bots.labelloop.example.org"
 
@@ -130,3 +130,17 @@ def ensure_bot_accounts(admin: StudioClient, names: Sequence[str], secrets_dir: 
         with os.fdopen(fd, "w") as fh:
             json.dump(saved, fh)
     return {name: saved[name]["token"] for name in names}
+
+
+def answer_open_tasks(admin: StudioClient, bots: Sequence[Bot], truth: Mapping[int, int], dataset: str,
+                      classes: Sequence[str], modality: str, secrets_dir: str | Path) -> int:
+    """Each bot answers the open tasks of its own crowd project of ``dataset``, as itself; returns the answers."""
+    tokens = ensure_bot_accounts(admin, [b.name for b in bots], secrets_dir)
+    projects = {r.annotator: r for r in find_projects(admin, dataset, "crowd")}
+    answered = 0
+    for bot in bots:
+        ref = projects.get(bot.email)
+        if ref is not None:
+            with StudioClient(admin.url, tokens[bot.name]) as own:
+                answered += bot.answer_project(own, ref.id, truth, classes, modality)
+    return answered

@@ -1,4 +1,8 @@
-"""``labelloop studio up | down | status``: the Label Studio server of a config's data dir."""
+"""``labelloop studio up | down | status``: the Label Studio server of a config's data dir.
+
+(``labelloop studio demo`` runs a pipeline turn, so it lives with the ``labelloop`` command in
+:mod:`labelloop.cli`; nothing here imports that module.)
+"""
 
 from __future__ import annotations
 
@@ -60,45 +64,3 @@ def status(config: Path = ConfigOption) -> None:
     cfg = load_config(config)
     running = StudioServer.running(cfg.data_path / "studio")
     console.print(f"Label Studio at {running.url} (pid {running.pid})" if running else "Label Studio is not running")
-
-
-DEMO_CROWD = """
-# added by `labelloop studio demo`: a crowd round with simulated annotators (ANCHORS.md's crowd protocol)
-crowd:
-  enabled: true
-  seed_queue: 60            # no routing stage in this demo: queue 60 unlabeled digits
-  overlap: 3
-  initial_overlap: 2
-  gold_rate: 0.2
-  gold_min_answers: 2
-  instructions: "Which digit is this?"
-  bots:
-    - {name: w0, accuracy: 0.9}
-    - {name: w1, accuracy: 0.9}
-    - {name: w2, accuracy: 0.7, confusions: {"1": "7", "3": "8", "4": "9", "5": "6"}}
-    - {name: w4, accuracy: 0.1}
-"""
-
-
-@app.command()
-def demo(directory: Path = typer.Argument(Path("demo-crowd"), help="Where to write the digits example.")) -> None:
-    """The digits example with a crowd round: Label Studio started, bots answer, see it in the UI."""
-    from labelloop.cli import _run_turn
-    from labelloop.demo import write_digits_example
-
-    config_path = write_digits_example(directory)
-    text = config_path.read_text(encoding="utf-8")
-    if "\ncrowd:" not in text:
-        config_path.write_text(text + DEMO_CROWD, encoding="utf-8")
-    try:
-        server = studio_up(config_path)
-    except LabelloopError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(code=2)
-    result = _run_turn(config_path)
-    crowd = result.get("crowd", {})
-    console.print(f"crowd round: {crowd.get('pushed', {}).get('pushed', 0)} tasks pushed, "
-                  f"{crowd.get('synced', 0)} answers synced, flagged: {', '.join(crowd.get('flagged', [])) or 'none'}")
-    console.print(f"open {server.url} (log in as {server.credentials.email}; password in "
-                  f"{server.studio_dir / 'credentials.json'}); stop it with "
-                  f"`labelloop studio down -c {config_path}`")

@@ -15,7 +15,7 @@ import numpy as np
 
 from labelloop.studio.projects import CONTROL, OBJECT
 
-__all__ = ["to_prediction", "predictions_for"]
+__all__ = ["to_prediction", "predictions_for", "latest_model_probs"]
 
 
 def to_prediction(probs: Sequence[float], classes: Sequence[str], modality: str, model_version: str) -> dict:
@@ -41,3 +41,12 @@ def predictions_for(probs: Mapping[int, Sequence[float]], classes: Sequence[str]
                     model_version: str) -> dict[int, dict]:
     """Item -> prediction for every item with committee probabilities."""
     return {int(item): to_prediction(p, classes, modality, model_version) for item, p in probs.items()}
+
+
+def latest_model_probs(store, dataset: str) -> tuple[dict[int, np.ndarray], str]:
+    """Item -> the newest ``model`` row's class probabilities, and that committee's version (``""``: none yet)."""
+    last = store.standing(dataset, kinds=["model"], per="item")
+    if last.empty:
+        return {}, ""
+    probs = {int(i): p for i, p in zip(last["item_id"], last["probs"]) if p is not None}
+    return probs, str(last["source"].iloc[-1])

@@ -22,7 +22,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
@@ -32,7 +32,7 @@ from labelloop.exceptions import ConfigError, LabelStudioError
 from labelloop.studio.client import StudioClient
 
 __all__ = ["ProjectRef", "label_config", "task_data", "ensure_project", "find_projects", "ensure_file_storage",
-           "local_file_url", "render_image_file", "FILES_DIR", "CONTROL", "OBJECT"]
+           "local_file_url", "render_image_file", "item_content", "serve_files", "FILES_DIR", "CONTROL", "OBJECT"]
 
 Role = Literal["crowd", "expert", "review"]
 CONTROL = "label"  # the Choices tag's name: sync reads answers from it
@@ -165,6 +165,53 @@ def task_data(modality: str, item: Mapping[str, Any], *, image_scale: int = 16) 
     if isinstance(row, Mapping):
         return {"row": {str(k): _plain(v) for k, v in row.items()}}
     return {"row": {f"f{i}": _plain(v) for i, v in enumerate(np.asarray(row).ravel())}}
+
+
+def item_content(store, dataset: str, modality: str, data_dir: str | Path,
+                 ids: Sequence[int]) -> Callable[[int], dict[str, Any]]:
+    """Item id -> Label Studio task data, from what the store holds (text, array payload, file, URI).
+
+    Image files are never inlined: a file under the data dir goes as a
+    local-files URL Label Studio serves; an image held as an array is rendered
+    once to ``<data_dir>/files/rendered/`` and goes the same way; a remote
+    image goes as its URI. Rows are read once for all ``ids``.
+    """
+    if not ids:
+        return lambda item: {}
+    root = Path(data_dir).resolve()
+    items = store.items(dataset, ids=list(ids)).set_index("id")
+    payloads = dict(zip(ids, store.payloads(list(ids)))) if modality != "text" else {}
+
+    def given(row, column: str) -> str | None:  # pandas gives NaN for a missing value in a mixed column
+        value = row.get(column)
+        return value if isinstance(value, str) and value else None
+
+    def content(item: int) -> dict[str, Any]:
+        row = items.loc[item]
+        if modality == "text":
+            return task_data("text", {"text": row["text"]})
+        blob = payloads.get(item)
+        if modality == "image" and given(row, "path"):
+            return {"image": local_file_url(row["path"], root)}
+        if blob is not None:
+            from labelloop.sources.arrays import decode_array
+
+            values = decode_array(blob)
+            if modality == "image":
+                png = render_image_file(values, root / FILES_DIR / "rendered" / f"{row['content_hash']}.png")
+                return {"image": local_file_url(png, root)}
+            return task_data(modality, {"row": values})
+        if modality == "image" and given(row, "uri"):
+            return {"image": row["uri"]}
+        return task_data(modality, {"row": row.get("meta") or {}} if modality == "tabular" else {"image": row["uri"]})
+    return content
+
+
+def serve_files(client: StudioClient, refs: Iterable["ProjectRef"], modality: str, data_dir: str | Path) -> None:
+    """Image projects get the local-files storage that lets Label Studio serve the data dir's files."""
+    if modality == "image":
+        for ref in refs:
+            ensure_file_storage(client, ref, Path(data_dir).resolve() / FILES_DIR)
 
 
 def _plain(value: Any) -> Any:

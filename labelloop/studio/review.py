@@ -23,9 +23,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from labelloop.studio.projects import label_config
+from labelloop.studio.assign import ITEM_KEY
+from labelloop.studio.preannotate import predictions_for
+from labelloop.studio.projects import ensure_project, item_content, label_config, serve_files
 
-__all__ = ["REVIEW_KEY", "expert_label_config", "review_fields", "review_sentence", "ensure_expert_config"]
+__all__ = ["REVIEW_KEY", "expert_label_config", "review_fields", "review_sentence", "ensure_expert_config",
+           "push_expert_queue"]
 
 REVIEW_KEY = "labelloop_review"
 _TEXT = "review"  # the data key and the <Text> tag showing the sentence
@@ -95,18 +98,13 @@ def review_fields(store, dataset: str, classes: Sequence[str], precedence: Seque
 
 
 def _winning_sources(store, dataset: str, winner: Mapping[int, tuple[int, str]]) -> dict[int, str]:
-    """The source of each item's winning row: the newest standing row of the winning kind with that label."""
+    """The source of each item's winning opinion: the newest standing opinion of the winning kind (resolution rule 3)."""
     if not winner:
         return {}
-    kinds = sorted({kind for _, kind in winner.values()})
-    rows = store.labels(dataset, kinds=kinds, decode=False)
-    rows = rows[rows["item_id"].isin(list(winner))].sort_values("id")
-    out = {}
-    for item, (label, kind) in winner.items():
-        mine = rows[(rows["item_id"] == item) & (rows["kind"] == kind) & (rows["label"] == label)]
-        if len(mine):
-            out[item] = str(mine["source"].iloc[-1])
-    return out
+    rows = store.standing(dataset, kinds=sorted({kind for _, kind in winner.values()}), decode=False)
+    newest = rows[rows["item_id"].isin(list(winner))].drop_duplicates(["item_id", "kind"], keep="last")
+    return {int(i): str(source) for i, kind, source in zip(newest["item_id"], newest["kind"], newest["source"])
+            if winner[int(i)][1] == kind}
 
 
 def ensure_expert_config(client, project_id: int, modality: str, classes: Sequence[str]) -> bool:
@@ -118,3 +116,30 @@ def ensure_expert_config(client, project_id: int, modality: str, classes: Sequen
     client.update_project(project_id, label_config=wanted)
     return True
 
+
+
+def push_expert_queue(config, store, client, probs: Mapping[int, np.ndarray], version: str) -> int:
+    """Push the store's queued expert items (not yet in the expert project) with predictions and review fields.
+
+    ``config`` is the pipeline config; ``probs``/``version`` the committee's
+    newest probabilities. Queue rows become ``pushed``; returns the tasks made.
+    """
+    ds = config.dataset
+    queued = store.tasks(ds.name, queue="expert", state="queued")
+    if queued.empty:
+        return 0
+    ref = ensure_project(client, dataset=ds.name, role="expert", modality=ds.modality, classes=ds.classes,
+                         instructions=config.crowd.expert_instructions, show_predictions=True)
+    serve_files(client, [ref], ds.modality, config.data_path)
+    ensure_expert_config(client, ref.id, ds.modality, ds.classes)  # the review panel
+    present = {int(t["data"][ITEM_KEY]) for t in client.export(ref.id) if ITEM_KEY in t.get("data", {})}
+    ids = [int(i) for i in queued["item_id"] if int(i) not in present]
+    content = item_content(store, ds.name, ds.modality, config.data_path, ids)
+    preds = predictions_for({i: probs[i] for i in ids if i in probs}, ds.classes, ds.modality, version) if version else {}
+    # current label and its source, the committee's suggestion and confidence, why it is here
+    review = review_fields(store, ds.name, ds.classes, config.resolution.precedence, ids, probs, queued)
+    tasks = [{"data": {**content(i), **review[i], ITEM_KEY: i}, **({"predictions": [preds[i]]} if i in preds else {})}
+             for i in ids]
+    task_ids = client.import_tasks(ref.id, tasks) if tasks else []
+    store.update_tasks(queued["id"].tolist(), state="pushed", project=str(ref.id))
+    return len(task_ids)

@@ -47,7 +47,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Literal, Sequence
 
 import pandas as pd
@@ -57,7 +57,8 @@ from labelloop.studio.assign import ITEM_KEY, answer_of
 from labelloop.studio.client import StudioClient
 from labelloop.studio.projects import ProjectRef
 
-__all__ = ["Quarantined", "SyncReport", "annotation_rows", "sync_annotations", "sync_state", "KIND_OF_ROLE"]
+__all__ = ["Quarantined", "SyncReport", "annotation_rows", "sync_annotations", "sync_state", "close_answered",
+           "answers_since_last_turn", "KIND_OF_ROLE"]
 
 log = logging.getLogger("labelloop.studio.sync")
 
@@ -284,6 +285,42 @@ def sync_annotations(client: StudioClient, store, dataset: str, classes: Sequenc
         for q in report.quarantined:
             log.warning("quarantined: %s", AnnotationError(q.error))
     return report
+
+
+def close_answered(store, dataset: str, answered_tasks: Iterable[int]) -> int:
+    """Pushed task copies whose Label Studio task has a synced answer become ``done``; returns how many.
+
+    The store's ``annotation_tasks`` mirror Label Studio: this is the step
+    after a sync that keeps them so.
+    """
+    answered = set(answered_tasks)
+    if not answered:
+        return 0
+    open_ = store.tasks(dataset, state="pushed")
+    open_ = open_[open_["external_id"].notna()]
+    done = open_[open_["external_id"].astype(int).isin(answered)]
+    if len(done):
+        store.update_tasks(done["id"].tolist(), state="done")
+    return int(len(done))
+
+
+def answers_since_last_turn(store, dataset: str) -> int:
+    """Label Studio answers (``ls:`` rows, retractions excluded) stored since the last turn started."""
+    labels = store.labels(dataset, kinds=["annotator", "expert"], decode=False)
+    if labels.empty:
+        return 0
+    labels = labels[labels["dedupe_key"].fillna("").str.startswith("ls:") & (labels["label"] >= 0)]
+    runs = store.runs(limit=50, kind="pipeline")
+    runs = runs[runs["dataset"] == dataset] if "dataset" in runs.columns else runs
+    if runs.empty:
+        return int(len(labels))
+    since = _utc(runs["started_at"].max())
+    return int((labels["created_at"].map(_utc) >= since).sum())
+
+
+def _utc(value: Any) -> datetime:
+    stamp = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)  # SQLite drops the zone
 
 
 def _write(store, rows: list[dict], bad: list[Quarantined], known: pd.DataFrame, ref: ProjectRef,

@@ -2,8 +2,9 @@
 
 A crawl is resumable (its frontier is in the store), so a retried task picks up
 where the failed attempt stopped instead of starting over: that is why this task,
-unlike pure transforms, has retries. There is no cache: a crawl must look at
-the site every time it runs (conditional requests keep unchanged pages cheap).
+unlike pure transforms, has retries (:data:`~labelloop.tasks.policies.NETWORK_RETRIES`).
+There is no cache: a crawl must look at the site every time it runs (conditional
+requests keep unchanged pages cheap).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import ConfigError
-from labelloop.flows.context import open_stage
+from labelloop.runtime import open_stage
 from labelloop.scrape.crawler import Crawler, CrawlReport
 from labelloop.scrape.sink import StoreSink
+from labelloop.tasks.policies import NETWORK_RETRIES
 
 __all__ = ["check_collect_config", "crawl_site_task", "CRAWL_LISTENERS"]
 
@@ -39,7 +41,7 @@ def check_collect_config(config: LabelloopConfig) -> None:
                 )
 
 
-@task(task_run_name="crawl-{site_index}", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(task_run_name="crawl-{site_index}", cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def crawl_site_task(config_path: str, site_index: int, run_id: str) -> dict:
     """Crawl site number ``site_index`` of the config; returns the crawl report as a dict."""
     # Selenium Manager must never download a driver: Debian's chromedriver is given by path.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from labelloop.flows.context import open_stage
+from labelloop.runtime import open_stage
 from labelloop.sources import import_source, source_name
 
 __all__ = ["import_source_task"]

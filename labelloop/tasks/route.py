@@ -153,12 +153,8 @@ def write_queues_task(store: Store, fitted: dict[str, Any], routing: Routing, ru
 
 def standing_pseudo(store: Store, dataset: str) -> dict[int, int]:
     """Each item's standing pseudo-label from :data:`PSEUDO_SOURCE` (its newest row, unless a retraction)."""
-    rows = store.labels(dataset, kinds=["pseudo"], decode=False)
-    if rows.empty:
-        return {}
-    rows = rows[rows.source == PSEUDO_SOURCE].sort_values("id")
-    last = rows.groupby("item_id")["label"].last()
-    return {int(i): int(label) for i, label in last.items() if label >= 0}
+    rows = store.standing(dataset, kinds=["pseudo"], sources=[PSEUDO_SOURCE], decode=False)
+    return dict(zip(rows["item_id"].astype(int).tolist(), rows["label"].astype(int).tolist()))
 
 
 def chosen_pseudo(fitted: dict[str, Any], routing: Routing) -> dict[int, tuple[int, float, np.ndarray]]:

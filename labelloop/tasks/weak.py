@@ -52,20 +52,17 @@ def apply_lfs_task(lfs: list[LabelingFunction], items: pd.DataFrame, config: Lab
     return {"L": L, "fault_counts": applier.fault_counts_, "errors": [str(e) for e in applier.errors_]}
 
 
-def known_labels(store: Store, dataset: str, item_ids: np.ndarray, kinds: tuple[str, ...] = ("gold", "expert")) -> np.ndarray:
-    """Class id per item from its newest standing gold/expert row, ``-1`` where none (for anchoring and analysis)."""
-    frame = store.labels(dataset, kinds=list(kinds), decode=False)
+def known_labels(store: Store, dataset: str, item_ids: np.ndarray, n_classes: int,
+                 kinds: tuple[str, ...] = ("gold", "expert")) -> np.ndarray:
+    """Class id per item resolved from its standing gold/expert opinions (gold first), ``-1`` where none.
+
+    The store's resolution over ``kinds`` only (for anchoring the label model and for the LF analysis).
+    """
+    resolved = store.resolve(dataset, n_classes, precedence=list(kinds))
     y = np.full(len(item_ids), -1, dtype=np.int64)
-    if frame.empty:
-        return y
-    # Newest row per (item, kind, source) stands; -1 withdraws; gold beats expert.
-    latest = frame.sort_values("id").groupby(["item_id", "kind", "source"], as_index=False).last()
-    latest = latest[latest["label"] >= 0]
-    latest["rank"] = latest["kind"].map({k: r for r, k in enumerate(kinds)})
-    best = latest.sort_values(["rank", "id"], ascending=[True, False]).drop_duplicates("item_id")
     position = pd.Series(np.arange(len(item_ids)), index=item_ids)
-    found = best[best["item_id"].isin(position.index)]
-    y[position.loc[found["item_id"]].to_numpy()] = found["label"].to_numpy()
+    found = np.isin(resolved.item_ids, item_ids)
+    y[position.loc[resolved.item_ids[found]].to_numpy()] = resolved.labels[found]
     return y
 
 
@@ -132,13 +129,12 @@ def store_weak_labels_task(store: Store, dataset: str, item_ids: np.ndarray, L: 
 
     written = store.add_labels(rows())
     retracted = 0
-    stored = store.labels(dataset, kinds=["weak"], decode=False)
-    if not stored.empty:
-        old = stored[stored["source"].str.startswith(LF_SET_PREFIX) & (stored["source"] != source)]
-        if not old.empty:
-            latest = old.sort_values("id").groupby(["item_id", "source"], as_index=False).last()
-            uncovered = set(item_ids[~covered].tolist())
-            stale = latest[(latest["label"] >= 0) & latest["item_id"].isin(uncovered)]
+    standing = store.standing(dataset, kinds=["weak"], decode=False)
+    if not standing.empty:
+        uncovered = set(item_ids[~covered].tolist())
+        stale = standing[standing["source"].str.startswith(LF_SET_PREFIX) & (standing["source"] != source)
+                         & standing["item_id"].isin(uncovered)]
+        if not stale.empty:
             retracted = store.add_labels(
                 LabelIn(int(r.item_id), -1, "weak", r.source, run_id=run_id,
                         dedupe_key=f"weak-retract:{r.source}:{int(r.item_id)}:{int(r.id)}")

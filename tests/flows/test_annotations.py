@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from labelloop.flows.annotations import answers_since_last_turn
+from labelloop.studio.sync import answers_since_last_turn
 from labelloop.store import ItemIn, LabelIn
 
 

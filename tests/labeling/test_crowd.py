@@ -132,3 +132,33 @@ def test_no_votes_gives_empty_frames():
     agg = CrowdAggregator().fit(empty, 3)
     assert agg.predict_proba().shape == (0, 3) and agg.confusions_.empty
     assert systematic_confusions(np.zeros((0, 3, 3)), np.zeros((0, 3, 3)), []).empty
+
+
+def test_a_withdrawn_gold_label_stops_anchoring_aggregation(store):
+    """Through the crowd stage's aggregation: gold read from the store's standing opinions, retractions applied."""
+    from labelloop.config import parse_config
+    from labelloop.tasks.crowd import aggregate_task
+    from labelloop.store import ItemIn, LabelIn
+
+    config = parse_config({"dataset": {"name": "ds", "modality": "text", "classes": ["a", "b", "c"]}}, "x.yaml")
+    ids = store.add_items("ds", [ItemIn("text", text=f"item {i}") for i in range(30)]).ids
+    truth = {item: n % 3 for n, item in enumerate(ids)}
+    g = ids[-1]  # every annotator answers a; the gold label (written in error) says c
+    store.add_labels([LabelIn(item, 0 if item == g else truth[item], "annotator", who)
+                      for item in ids for who in ("ann1", "ann2", "ann3")])
+    store.add_labels([LabelIn(item, truth[item], "gold", "import") for item in ids[:6]] + [LabelIn(g, 2, "gold", "import")])
+
+    anchored = aggregate_task.fn(config, store, "turn-1")
+    assert anchored["gold"][g] == 2
+    assert g not in set(store.standing("ds", kinds=["crowd"])["item_id"])  # a gold item gets no crowd label
+    assert anchored["aggregator"].gold_accuracy_["n_gold"].tolist() == [7, 7, 7]
+
+    store.add_labels([LabelIn(g, -1, "gold", "import")])  # the gold label is withdrawn
+    freed = aggregate_task.fn(config, store, "turn-2")
+    assert g not in freed["gold"] and len(freed["gold"]) == 6
+    acc = freed["aggregator"].gold_accuracy_
+    assert acc["n_gold"].tolist() == [6, 6, 6] and acc["accuracy"].tolist() == [1.0, 1.0, 1.0]
+    crowd = store.standing("ds", kinds=["crowd"], per="item", decode=False).set_index("item_id")
+    assert crowd.loc[g, "label"] == 0  # the votes decide the item now
+    res = store.resolve("ds", 3)
+    assert dict(zip(res.item_ids.tolist(), res.kind_of().tolist()))[g] == "crowd"

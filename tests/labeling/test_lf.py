@@ -78,6 +78,16 @@ def test_model_lf_votes_when_confident():
     assert votes.tolist() == [0, 2, -1]
 
 
+def test_model_lf_parameter_mistakes_are_type_and_value_errors():
+    # Parameter mistakes stay TypeError / ValueError (labelloop.exceptions); they are not labelloop errors.
+    fitted = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    with pytest.raises(ValueError, match=r"'clf': threshold must be in \[0, 1\] \(got 1.5\)") as info:
+        ModelLF("clf", fitted, threshold=1.5)
+    assert not isinstance(info.value, LabelingFunctionError)
+    with pytest.raises(TypeError, match=r"'clf': the estimator needs predict_proba \(got str\)"):
+        ModelLF("clf", "not a model")
+
+
 def test_lf_set_version_changes_with_any_lf():
     a = [KeywordLF("a", ["x"], 0), RegexLF("b", "y+", 1)]
     same = [KeywordLF("a", ["x"], 0), RegexLF("b", "y+", 1)]
@@ -126,5 +136,5 @@ def test_malformed_lf_in_config_is_refused_naming_it(lf, match):
 
 def test_duplicate_lf_names_are_refused():
     lf = {"name": "same", "kind": "regex", "class": "spam", "pattern": "a"}
-    with pytest.raises(ConfigError, match=r"weak: LF names must be distinct \(repeated: same\)"):
+    with pytest.raises(ConfigError, match=r"t\.yaml: weak\.lfs: LF names must be distinct \(repeated: same\)"):
         parse_config(weak(lf, lf), source="t.yaml")

@@ -119,31 +119,6 @@ def test_signoff_is_off_by_default_and_does_not_pause():
     result = request_signoff(parse_config(BASE, "x.yaml"), "pseudo-labels", "details")
     assert (result.approved, result.asked) == (True, False)
 
-
-def test_cache_on_keys_on_the_named_parameters_only(prefect_harness, tmp_path):
-    from prefect import flow, task
-
-    from labelloop.tasks.policies import CACHE_EXPIRATION, cache_on
-
-    calls = []
-
-    @task(cache_key_fn=cache_on("version"), cache_expiration=CACHE_EXPIRATION, persist_result=True)
-    def expensive(store: object, version: str) -> int:
-        calls.append(version)
-        return len(calls)
-
-    @flow
-    def twice() -> list[int]:
-        unhashable = object()
-        return [expensive(unhashable, "v1"), expensive(object(), "v1"), expensive(unhashable, "v2")]
-
-    assert twice() == [1, 1, 2] and calls == ["v1", "v2"]
-    with pytest.raises(KeyError, match=r"cache_on: task has no parameter 'nope'"):
-        cache_on("nope")(None, {"version": "v1"})
-    with pytest.raises(TypeError, match=r"cache_on: parameter of type object cannot be a cache key"):
-        cache_on("version")(None, {"version": object()})
-
-
 def test_studio_is_required_before_anything_starts(tmp_path):
     import importlib.util
 

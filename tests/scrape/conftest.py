@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -15,7 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scrape_helpers import LocalSite  # noqa: E402
 
-from labelloop.process import Process, free_port, port_open, start_process  # noqa: E402
+from labelloop.process import Process  # noqa: E402
+from labelloop.scrape import localsite  # noqa: E402
 
 os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try to download a driver
 
@@ -27,16 +27,10 @@ def local_site(tmp_path: Path) -> Iterator[Callable[..., LocalSite]]:
 
     def start(routes: dict[str, Any], root: Path | None = None, name: str = "site") -> LocalSite:
         log = tmp_path / f"{name}-requests.jsonl"
-        port = free_port()
-        spec = {"log": str(log), "routes": routes, "root": str(root) if root else None, "port": port}
-        spec_path = tmp_path / f"{name}-spec.json"
-        spec_path.write_text(json.dumps(spec))
-        process = start_process(f"local site {name} on 127.0.0.1:{port}",
-                                [sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
-                                log=tmp_path / f"{name}.log", cwd=Path(__file__).resolve().parents[2])
+        spec = {"log": str(log), "routes": routes, "root": str(root) if root else None}
+        url, process = localsite.start(spec, tmp_path / f"{name}-spec.json")
         started.append(process)
-        process.wait_ready(lambda: port_open(port), timeout=60, interval=0.02)
-        return LocalSite(f"http://127.0.0.1:{port}", port, log, process)
+        return LocalSite(url, int(url.rsplit(":", 1)[1]), log, process)
 
     try:
         yield start

@@ -83,6 +83,8 @@ def test_robots_unavailable_means_nothing_is_fetched(local_site, db_url, tmp_pat
     assert "/" not in site.paths()
     assert report.skipped == {"robots": 1}
     assert report.pages_fetched == 0
+    # The start URL was asked for by name: its skip is reported as an error, with the reason.
+    assert report.errors == [f"start URL {site.url}/ not fetched: robots.txt answered HTTP 500"]
 
 
 def test_missing_robots_allows_everything(local_site, db_url, tmp_path: Path) -> None:

@@ -6,11 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 import labelloop.scrape as scrape
 from labelloop.config import FollowConfig, ItemRule, SiteConfig, parse_config
-from labelloop.exceptions import ConfigError, CrawlError
-from labelloop.scrape.extract import LinkRules, extract_page
+from labelloop.exceptions import ConfigError, CrawlError, RobotsDisallowed
+from labelloop.scrape.extract import Extractor, LinkRules, extract_page
 from labelloop.scrape.items import ImageStore, verify_image
 from labelloop.scrape.robots import RobotsCache
 from labelloop.scrape.urls import in_scope, join_url, normalize_url
@@ -66,6 +67,25 @@ def test_robots_rules_follow_rfc_9309() -> None:
         assert (await robots_cache(404).get("http://h.test/")).allowed("http://h.test/any", "bot")
         down = await robots_cache(503).get("http://h.test/")
         assert not down.allowed("http://h.test/any", "bot") and down.reason == "robots.txt answered HTTP 503"
+
+    asyncio.run(check())
+
+
+def test_robots_check_raises_robots_disallowed_naming_url_and_reason() -> None:
+    import pickle
+
+    async def check() -> None:
+        cache = robots_cache(200, "User-agent: *\nDisallow: /no/\n")
+        assert (await cache.check("http://h.test/yes", "bot")).allowed("http://h.test/yes", "bot")
+        with pytest.raises(RobotsDisallowed, match=r"^http://h\.test/no/1: disallowed by robots\.txt$") as info:
+            await cache.check("http://h.test/no/1", "bot")
+        assert isinstance(info.value, CrawlError) and info.value.url == "http://h.test/no/1"
+        # An unreadable robots.txt disallows everything (RFC 9309), and the reason says why.
+        with pytest.raises(RobotsDisallowed, match=r"http://h\.test/any: robots\.txt answered HTTP 503") as down:
+            await robots_cache(503).check("http://h.test/any", "bot")
+        # Raised in a parse or render worker, it crosses processes whole.
+        again = pickle.loads(pickle.dumps(down.value))
+        assert (again.url, again.reason, str(again)) == (down.value.url, down.value.reason, str(down.value))
 
     asyncio.run(check())
 
@@ -142,7 +162,7 @@ def test_collect_config_rejects_browser_user_agents_and_repeated_sites() -> None
     with pytest.raises(ConfigError, match=r"collect\.user_agent: must be an honest, non-empty crawler name"):
         parse_config({**base, "collect": {"user_agent": "Mozilla/5.0 (X11; Linux)"}})
     site = {"name": "s", "start_urls": ["http://h.test/"], "terms": "ok"}
-    with pytest.raises(ConfigError, match=r"each site needs a distinct name \(repeated: s\)"):
+    with pytest.raises(ConfigError, match=r"collect\.sites: site names must be distinct \(repeated: s\)"):
         parse_config({**base, "collect": {"sites": [site, site]}})
     assert SiteConfig(**site).follow.max_depth == 3
 
@@ -219,5 +239,15 @@ def test_rules_keep_beautifulsoup_selectors_and_text() -> None:
     assert [(i.rule, i.text, i.fields) for i in out.items] == [
         ("q", "Hello bold world !", {"who": "Ann"}), ("q", "Second", {}), ("soup", "Second", {}),
     ]
-    with pytest.raises(ConfigError, match=r"CSS selector 'div\[' is not valid"):
-        extract_page(html, "http://h.test/", [ItemRule(name="bad", container="div[", text="p")])
+    # A bad selector is refused where it is declared (the config), naming the key ...
+    with pytest.raises(ConfigError, match=r"collect\.sites\[0\]\.items\[0\]\.container: not a valid CSS selector .* \(got 'div\['\)"):
+        parse_config({"dataset": {"name": "d", "modality": "text", "classes": ["a", "b"]}, "collect": {"sites": [
+            {"name": "s", "start_urls": ["http://h.test/"], "terms": "ok", "items": [{"name": "bad", "container": "div[", "text": "p"}]}]}})
+    with pytest.raises(ConfigError, match=r"collect\.sites\[0\]\.follow\.selector: not a valid CSS selector"):
+        parse_config({"dataset": {"name": "d", "modality": "text", "classes": ["a", "b"]}, "collect": {"sites": [
+            {"name": "s", "start_urls": ["http://h.test/"], "terms": "ok", "follow": {"selector": "a[href"}}]}})
+    with pytest.raises(ValidationError, match=r"who: not a valid CSS selector"):
+        ItemRule(name="bad", container="div", text="p", fields={"who": "span["})
+    # ... and the extractor, called directly with one, says it is a parameter mistake.
+    with pytest.raises(ValueError, match=r"not a valid CSS selector .* \(got 'div\['\)"):
+        Extractor([ItemRule.model_construct(name="bad", kind="text", container="div[", text="p", fields={})])

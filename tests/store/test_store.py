@@ -7,9 +7,8 @@ import inspect
 import numpy as np
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
-from labelloop.exceptions import StoreError
+from labelloop.exceptions import AppendOnlyError, StoreError
 from labelloop.store import ItemIn, LabelIn, Store, TaskIn
 
 
@@ -50,13 +49,18 @@ def test_labels_are_append_only(store):
     # the API has no way to change a label ...
     public = [name for name, _ in inspect.getmembers(Store, inspect.isfunction) if not name.startswith("_")]
     assert not [n for n in public if "label" in n and any(w in n for w in ("update", "delete", "set", "remove"))]
-    # ... and the database refuses it too
-    for statement in ("UPDATE labels SET label = 0", "DELETE FROM labels"):
-        with pytest.raises(DBAPIError, match="append-only"):
+    # ... and the database refuses it too, as the store's own error naming the table
+    for statement, verb in (("UPDATE labels SET label = 0", "UPDATE"), ("DELETE FROM labels", "DELETE")):
+        with pytest.raises(AppendOnlyError, match=rf"^labels: rows are append-only, the database refused {verb}; "):
             with store.engine.begin() as conn:
                 conn.execute(text(statement))
     frame = store.labels("ds")
     assert frame["label"].tolist() == [1]
+    # other failures stay what they are
+    with pytest.raises(Exception) as caught:
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE no_such_table SET x = 1"))
+    assert not isinstance(caught.value, AppendOnlyError)
 
 
 def test_dedupe_key_makes_writes_idempotent(store):
@@ -156,3 +160,80 @@ def test_runs_are_recorded(store):
     runs = store.runs()
     assert runs.loc[0, "id"] == run_id and runs.loc[0, "status"] == "completed"
     assert runs.loc[0, "summary"] == {"items": 3}
+
+
+# -- the standing-opinion query ---------------------------------------------------------------
+
+def standing_of(store, dataset="ds", **kw):
+    frame = store.standing(dataset, decode=False, **kw)
+    return sorted(zip(frame["item_id"].tolist(), frame["kind"].tolist(), frame["source"].tolist(),
+                      frame["label"].tolist()))
+
+
+def test_standing_is_the_newest_row_per_item_kind_and_source_with_retractions_applied(store):
+    a, b, c = add_texts(store, ["a", "b", "c"]).ids
+    store.add_labels([
+        LabelIn(a, 0, "annotator", "ann1"), LabelIn(a, 1, "annotator", "ann2"),
+        LabelIn(b, 2, "annotator", "ann1"), LabelIn(c, 1, "gold", "import"),
+        LabelIn(a, 1, "expert", "ann1"),  # the same name under another kind is another opinion
+    ])
+    store.add_labels([LabelIn(a, 2, "annotator", "ann1")])  # re-decided: replaces ann1's 0
+    store.add_labels([LabelIn(b, -1, "annotator", "ann1")])  # withdrawn
+    store.add_labels([LabelIn(c, -1, "gold", "import")])
+    assert standing_of(store) == [(a, "annotator", "ann1", 2), (a, "annotator", "ann2", 1), (a, "expert", "ann1", 1)]
+    # an opinion given again after a retraction stands again
+    store.add_labels([LabelIn(b, 0, "annotator", "ann1")])
+    assert (b, "annotator", "ann1", 0) in standing_of(store)
+    assert store.count_labels("ds") == 9  # nothing deleted
+
+
+def test_standing_filters_and_per_item(store):
+    a, b = add_texts(store, ["a", "b"]).ids
+    (other,) = add_texts(store, ["a"], dataset="other").ids
+    store.add_labels([
+        LabelIn(a, 0, "model", "m1", probs=[0.9, 0.1]), LabelIn(b, 1, "model", "m1", probs=[0.2, 0.8]),
+        LabelIn(a, 1, "model", "m2", probs=[0.3, 0.7]), LabelIn(a, 1, "pseudo", "teacher", confidence=0.97),
+        LabelIn(b, 0, "pseudo", "other-teacher"), LabelIn(other, 1, "model", "m1"),
+    ])
+    assert standing_of(store, kinds=["pseudo"]) == [(a, "pseudo", "teacher", 1), (b, "pseudo", "other-teacher", 0)]
+    assert standing_of(store, kinds=["pseudo"], sources=["teacher"]) == [(a, "pseudo", "teacher", 1)]
+    assert standing_of(store, kinds=["model"], sources=[]) == []
+    # per item: the newest standing opinion whatever its source
+    newest = store.standing("ds", kinds=["model"], per="item")
+    assert newest["item_id"].tolist() == [b, a] and newest["source"].tolist() == ["m1", "m2"]
+    assert np.allclose(np.stack(newest["probs"].tolist()), [[0.2, 0.8], [0.3, 0.7]])
+    assert newest["probs"].iloc[0].dtype == np.float32
+    # another dataset's rows never show
+    assert standing_of(store, dataset="other") == [(other, "model", "m1", 1)]
+    store.add_labels([LabelIn(a, -1, "model", "m2")])
+    assert store.standing("ds", kinds=["model"], per="item", decode=False)["source"].tolist() == ["m1", "m1"]
+
+
+def test_standing_of_nothing_and_bad_parameters(store):
+    empty = store.standing("empty")
+    assert len(empty) == 0 and list(empty.columns) == list(store.labels("empty").columns)
+    with pytest.raises(ValueError, match=r"standing: unknown kind 'oracle'; expected some of \('gold'"):
+        store.standing("ds", kinds=["oracle"])
+    with pytest.raises(ValueError, match=r"per must be 'source' or 'item', got 'kind'"):
+        store.standing("ds", per="kind")
+
+
+def test_resolution_is_precedence_over_the_standing_opinions(store):
+    """Random opinions and retractions: resolve() == strongest kind, then newest, of standing()."""
+    rng = np.random.default_rng(7)
+    ids = add_texts(store, [f"t{i}" for i in range(60)]).ids
+    kinds = ["gold", "expert", "crowd", "weak", "pseudo"]
+    for _ in range(4):  # several writes, so later rows replace and retract earlier ones
+        store.add_labels([LabelIn(int(rng.choice(ids[:40])), int(rng.choice([-1, -1, 0, 1, 2])), str(rng.choice(kinds)),
+                                  f"s{rng.integers(2)}") for _ in range(40)])
+    standing = store.standing("ds", kinds=kinds, decode=False)
+    rank = standing["kind"].map({k: r for r, k in enumerate(kinds)})
+    expected = (standing.assign(rank=rank).sort_values(["rank", "id"], ascending=[True, False])
+                .drop_duplicates("item_id").sort_values("item_id"))
+    res = store.resolve("ds", 3, precedence=kinds)
+    assert res.item_ids.tolist() == expected["item_id"].tolist()
+    assert res.labels.tolist() == expected["label"].tolist()
+    assert res.kind_of().tolist() == expected["kind"].tolist()
+    # the case that matters is there: items with opinions, all of them withdrawn
+    withdrawn = set(store.labels("ds")["item_id"]) - set(res.item_ids.tolist())
+    assert withdrawn and len(res) > 10

@@ -151,7 +151,7 @@ def browser():
 
 
 def _studio(project):
-    from labelloop.flows.crowd import connect
+    from labelloop.tasks.crowd import connect
 
     return connect(project.config)
 

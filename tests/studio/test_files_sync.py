@@ -16,7 +16,7 @@ from labelloop.store import ItemIn
 from labelloop.studio.assign import ITEM_KEY, OverlapPolicy
 from labelloop.studio.bots import Bot, bot_email
 from labelloop.studio.client import StudioClient, _session_login
-from labelloop.studio.projects import (ensure_file_storage, ensure_project, local_file_url, task_data)
+from labelloop.studio.projects import ensure_file_storage, ensure_project, item_content, local_file_url, task_data
 from labelloop.studio.sync import _fresh, _known_annotations, sync_annotations, sync_state
 from labelloop.studio.team import CrowdTeam
 
@@ -33,8 +33,6 @@ def bots_json(studio) -> dict:
 def test_image_items_reach_label_studio_by_url_and_the_annotator_sees_them(studio, store):
     from PIL import Image
 
-    from labelloop.flows.crowd import _content
-
     root = studio.files_root
     config = parse_config({"dataset": {"name": "photos", "modality": "image", "classes": CLASSES},
                            "data_dir": str(root)})
@@ -50,7 +48,7 @@ def test_image_items_reach_label_studio_by_url_and_the_annotator_sees_them(studi
         ItemIn(modality="image", path=str(big), uri=big.as_uri(), external_id="big"),
         ItemIn(modality="image", payload=encode_array(np.arange(64.0).reshape(8, 8)), external_id="digit"),
     ]).ids
-    content = _content(store, config, ids)
+    content = item_content(store, "photos", "image", config.data_path, ids)
     datas = [content(i) for i in ids]
     assert datas[0]["image"] == local_file_url(big, root) and datas[0]["image"].startswith("/data/local-files/?d=files/ab/")
     assert datas[1]["image"].startswith("/data/local-files/?d=files/rendered/")  # an array goes as a rendered file

@@ -36,7 +36,7 @@ def test_expert_config_keeps_the_answer_tags_sync_reads(modality):
 
 def test_suspect_reaches_the_expert_with_its_context_and_the_answer_wins(studio, tmp_path, monkeypatch):
     from labelloop.config import load_config
-    from labelloop.flows.crowd import connect, push_task
+    from labelloop.tasks.crowd import connect, push_task
     from labelloop.studio.projects import find_projects
     from labelloop.studio.sync import sync_annotations
 

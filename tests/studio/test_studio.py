@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelloop.labeling.crowd import CrowdAggregator, latest_votes
+from labelloop.labeling.crowd import CrowdAggregator, standing_votes
 from labelloop.studio.assign import ITEM_KEY, OverlapPolicy
 from labelloop.studio.bots import Bot, bot_email
 from labelloop.studio.client import StudioClient
@@ -132,7 +132,7 @@ def test_gold_scoring_flags_the_bad_bot(studio, store, helpers):
         answer_all(studio, team, bots, truth)
         report = sync_annotations(admin, store, dataset, CLASSES)
     assert report.added == len(plan) and not report.quarantined
-    votes = latest_votes(store.labels(dataset, kinds=["annotator"]))
+    votes = standing_votes(store, dataset)
     agg = CrowdAggregator(min_gold_accuracy=0.6, min_gold_answers=3).fit(votes, len(CLASSES), gold=gold)
     assert agg.flagged_ == [bot_email("spammer")]
     assert agg.gold_accuracy_.loc[bot_email("spammer"), "accuracy"] == 0.0
@@ -182,7 +182,7 @@ def test_sync_is_idempotent_append_only_and_quarantines(studio, store, caplog, h
         assert len(rows) == 12
         mine = rows[rows["item_id"] == item]
         assert mine["label"].tolist() == [truth[item], new_class]  # old opinion kept, new one appended
-        votes = latest_votes(rows)
+        votes = standing_votes(store, dataset)
         assert votes.set_index("item").loc[item, "label"] == new_class
         assert b_task["data"][ITEM_KEY] not in set(votes["item"])  # retracted
         assert sync_annotations(admin, store, dataset, CLASSES).added == 0
@@ -221,6 +221,7 @@ def test_crowd_flow_round_under_prefect(studio, tmp_path, monkeypatch, prefect_h
     import yaml
 
     from labelloop.flows.crowd import crowd_flow
+    from labelloop.simulation import simulated_team
     from labelloop.store import ItemIn, LabelIn, Store, TaskIn
 
     data = tmp_path / "data"
@@ -251,22 +252,30 @@ def test_crowd_flow_round_under_prefect(studio, tmp_path, monkeypatch, prefect_h
     (data / "studio").mkdir()
     (data / "studio" / "bots.json").write_text((studio.studio_dir / "bots.json").read_text())
 
-    first = crowd_flow(str(path), "run-1")
-    assert first["pushed"]["queued_taken"] == 30 and first["pushed"]["gold"] > 0
-    assert first["flagged"] == [bot_email("spammer")]
+    # a production round: pushed, nobody simulated answers, nothing waited for
+    pushed = crowd_flow(str(path), "run-0")
+    assert pushed["pushed"]["queued_taken"] == 30 and pushed["pushed"]["gold"] > 0
+    assert pushed["answered"] == 0 and pushed["synced"] == 0 and pushed["crowd_rows"] == 0
     tasks = store.tasks("flowds", queue="crowd")
     copies = tasks[tasks["annotator"].notna()]
-    assert len(copies) == first["pushed"]["pushed"] and copies["is_gold"].sum() == first["pushed"]["gold"]
-    assert (tasks[tasks["annotator"].isna()]["state"] == "pushed").all()
-    assert (copies["state"] == "done").all()  # every copy was answered by a bot and synced
-    second = crowd_flow(str(path), "run-2")  # the third annotator for items the first two disagreed on
+    assert len(copies) == pushed["pushed"]["pushed"] and copies["is_gold"].sum() == pushed["pushed"]["gold"]
+    assert (tasks[tasks["annotator"].isna()]["state"] == "pushed").all() and (copies["state"] == "pushed").all()
+    with simulated_team():  # the bots answer between push and sync
+        first = crowd_flow(str(path), "run-1")  # nothing new to push: every copy awaits its answer
+        assert first["pushed"]["pushed"] == 0 and first["answered"] == len(copies)
+        assert first["flagged"] == [bot_email("spammer")]
+        tasks = store.tasks("flowds", queue="crowd")
+        copies = tasks[tasks["annotator"].notna()]
+        assert (copies["state"] == "done").all()  # every copy was answered by a bot and synced
+        second = crowd_flow(str(path), "run-2")  # the third annotator for items the first two disagreed on
     assert 0 < second["pushed"]["pushed"] <= 30
     crowd = store.labels("flowds", kinds=["crowd"])
     assert set(crowd["item_id"]) == set(ids[10:])
     latest = crowd.sort_values("id").groupby("item_id").tail(1)
     truth = dict(zip(ids, y))
     assert np.mean(latest["label"].to_numpy() == latest["item_id"].map(truth).to_numpy()) >= 0.85
-    third = crowd_flow(str(path), "run-3")  # nothing new anywhere: nothing added
+    with simulated_team():
+        third = crowd_flow(str(path), "run-3")  # nothing new anywhere: nothing added
     assert third["pushed"]["pushed"] == 0 and third["synced"] == 0 and third["crowd_rows"] == 0
     from labelloop.flows.crowd import crowd_sync_flow
 

@@ -11,7 +11,7 @@ from labelloop.config import parse_config
 from labelloop.exceptions import ConfigError
 from labelloop.labeling.agreement import (annotator_confusions, fleiss_kappa, gold_accuracy, kappa_heatmap,
                                           kappa_matrix, krippendorff_alpha, throughput)
-from labelloop.labeling.crowd import CrowdAggregator, latest_votes
+from labelloop.labeling.crowd import CrowdAggregator
 from labelloop.studio.assign import OverlapPolicy, plan_assignments
 from labelloop.studio.preannotate import to_prediction
 
@@ -77,13 +77,6 @@ def test_crowd_aggregator_excludes_flagged_and_beats_majority():
     assert np.allclose(agg.posteriors_.sum(1), 1)
     with pytest.raises(ValueError, match="method must be one of 'dawid_skene', 'one_coin', 'majority', got 'em'"):
         CrowdAggregator(method="em").fit(votes, 3)
-
-
-def test_latest_votes_takes_newest_and_drops_retractions():
-    rows = pd.DataFrame({"id": [1, 2, 3, 4, 5], "item_id": [7, 7, 8, 8, 9], "source": ["a", "a", "a", "a", "b"],
-                         "label": [0, 2, 1, -1, 1]})
-    v = latest_votes(rows)
-    assert v.to_dict("records") == [{"item": 7, "source": "a", "label": 2}, {"item": 9, "source": "b", "label": 1}]
 
 
 def test_plan_initial_overlap_least_loaded_and_gold_rate():

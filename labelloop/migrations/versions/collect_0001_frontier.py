@@ -14,7 +14,7 @@ depends_on = None
 
 def upgrade() -> None:
     existing = set(sa.inspect(op.get_bind()).get_table_names())
-    # A crawl run without the store (the library on its own) creates the same tables with create_all.
+    # Databases crawled before these tables came only from this revision may hold them already (made by create_all).
     if "crawl_frontier" not in existing:
         op.create_table(
             "crawl_frontier",
