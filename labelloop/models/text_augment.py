@@ -199,7 +199,7 @@ class WordNet:
     path : path, optional
         The dictionary folder; default ``$WNSEARCHDIR`` or ``/usr/share/wordnet``.
 
-    >>> wn = WordNet()
+    >>> wn = WordNet.shared()                 # one loaded index per process
     >>> wn.synonyms("computer")[:3]
     ['computing machine', 'computing device', 'data processor']
     """
