@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, row, write_results  # noqa: E402
 
+from labelloop.process import Process  # noqa: E402
 from labelloop.scrape import localsite  # noqa: E402
 
 UA = "labelloop-bench/0.1 (+https://github.com/labelloop/labelloop)"
@@ -113,7 +114,7 @@ def set_robots(root: Path, crawl_delay: float | None) -> None:
     (root / "robots.txt").write_text(f"User-agent: *\nDisallow: /private/\n{delay}")
 
 
-def start_server(root: Path, log: Path) -> tuple[str, subprocess.Popen]:
+def start_server(root: Path, log: Path) -> tuple[str, Process]:
     return localsite.start({"root": str(root), "log": str(log)}, root.parent / "spec.json")
 
 
@@ -220,7 +221,7 @@ def real_robots(delay: float | None) -> str:
     return "User-agent: *\nDisallow: /development/\n" + (f"Crawl-delay: {delay}\n" if delay else "")
 
 
-def start_real_server(doc: Path, work: Path, delay: float | None, log: Path) -> tuple[str, subprocess.Popen]:
+def start_real_server(doc: Path, work: Path, delay: float | None, log: Path) -> tuple[str, Process]:
     robots = {"status": 200, "headers": {"Content-Type": "text/plain"}, "body": real_robots(delay)}
     return localsite.start({"root": str(doc), "log": str(log), "routes": {"/robots.txt": robots}},
                            work / f"real-spec-{delay}.json")
@@ -301,7 +302,6 @@ def real_site_protocol(
     finally:
         for _url, server in servers.values():
             server.kill()
-            server.wait()
     return sorted(table, key=lambda t: (t[0], t[1]))
 
 
@@ -367,7 +367,6 @@ def synthetic(tmp_path: Path, args: argparse.Namespace, rows: list[dict], table:
                   f"({pooled / fresh:.1f}x)", flush=True)
     finally:
         server.kill()
-        server.wait()
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Data: the ANCHORS.md fortunes four-topic protocol (computers, politics, science, men-women from Debian's
 /usr/share/games/fortunes); 70/30 stratified split per seed; a stratified 5 % or 10 % of the train split is
 labeled (gold), the rest unused. Every system trains on the same labeled items and is scored on the same test
-split; inputs are MiniLM embeddings from the training path (``labelloop.models.features.embed_texts``).
+split; inputs are MiniLM embeddings from the training path (``labelloop.models.embed.TextEmbedder``, the one embedder).
 
 Systems (one run, interleaved per seed):
 - ``mlp``: labelloop's k-fold MLP committee (config defaults: 5 folds, hidden [256], dropout 0.1), no copies;
@@ -49,7 +49,7 @@ from prepare import load_fortunes, split  # noqa: E402
 
 from labelloop.config import TrainingConfig  # noqa: E402
 from labelloop.models.ensemble import KFoldCommittee  # noqa: E402
-from labelloop.models.features import embed_texts  # noqa: E402
+from labelloop.models.embed import TextEmbedder  # noqa: E402
 from labelloop.models.text_augment import AugmentedRows, TextAugmenter  # noqa: E402
 
 CACHE = ROOT / "bench" / "results" / "cache"
@@ -90,7 +90,7 @@ def main() -> None:
     texts, y = load_fortunes()
     index = {t: i for i, t in enumerate(texts)}
     t0 = time.perf_counter()
-    X = embed_texts(texts, cache_dir=CACHE / "minilm")
+    X = TextEmbedder(cache_dir=CACHE / "minilm").encode(texts)
     print(f"{len(texts)} fortunes; MiniLM embeddings in {time.perf_counter() - t0:.1f} s (cached after the first run)")
 
     # Which items are ever labeled: the union over seeds and fractions (same draws as below).
@@ -131,7 +131,7 @@ def main() -> None:
         rows.append(row("augment", name, "copies per item", n_copies / len(labeled)))
     copies_of["both"] = {i: copies_of["backtranslation"].get(i, []) + copies_of["synonyms"].get(i, []) for i in labeled}
     t0 = time.perf_counter()
-    X_copy = embed_texts(flat_all, cache_dir=CACHE / "minilm")
+    X_copy = TextEmbedder(cache_dir=CACHE / "minilm").encode(flat_all)
     print(f"{len(flat_all)} copies embedded in {time.perf_counter() - t0:.1f} s")
 
     acc: dict[tuple[str, str], list[float]] = {}

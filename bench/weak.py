@@ -98,7 +98,7 @@ def main() -> None:
             from labelloop.models.embed import TextEmbedder
 
             t0 = time.perf_counter()
-            embeddings = TextEmbedder(ROOT / "bench" / "results" / "cache").encode(texts)
+            embeddings = TextEmbedder(ROOT / "bench" / "results" / "cache" / "minilm").encode(texts)
             print(f"{task}: {len(texts)} texts, {C} classes; MiniLM embeddings in {time.perf_counter() - t0:.1f} s",
                   flush=True)
         for seed in range(args.seeds):

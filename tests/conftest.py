@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labelloop.testing import free_port
+from labelloop.process import free_port
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="labelloop-tests-"))
 os.environ["PREFECT_HOME"] = str(_SESSION_DIR / "prefect-home")

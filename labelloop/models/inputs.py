@@ -22,7 +22,8 @@ import numpy as np
 
 from labelloop.exceptions import TrainingError
 from labelloop.models.ensemble import KFoldCommittee
-from labelloop.models.features import embed_texts, load_features
+from labelloop.models.embed import project_embedder
+from labelloop.models.features import load_features
 from labelloop.store import TRAINABLE_KINDS, LabelIn, Resolution, Store
 
 __all__ = [
@@ -86,8 +87,7 @@ def augment_training_texts(config: Any, store: Store, train_ids: list[int]) -> A
 
     frame = store.items(config.dataset.name, columns=["id", "text"], ids=train_ids).set_index("id").loc[train_ids]
     augmenter = TextAugmenter(config.training.text_augment, cache_dir=config.data_path / "cache" / "text-augment")
-    cache = config.data_path / "cache" / "minilm"
-    return augment_texts(list(frame["text"]), augmenter, lambda texts: embed_texts(texts, cache_dir=cache))
+    return augment_texts(list(frame["text"]), augmenter, project_embedder(config).encode)
 
 
 def model_version(config: Any, resolution: Resolution, mask: np.ndarray) -> str:

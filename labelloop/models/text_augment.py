@@ -30,7 +30,7 @@ How it runs, and why:
   another model version) translates nothing again. Synonym draws are seeded by
   the text's hash: the same text gets the same copies whatever batch it is in.
 - **Training.** Copies are embedded by the same MiniLM path as the originals
-  (:func:`labelloop.models.features.embed_texts`) and join *only the training
+  (:class:`labelloop.models.embed.TextEmbedder`, one cache) and join *only the training
   rows of the folds their original trains in* (:func:`augmented_folds`): a copy
   never validates, never leaks its original into another fold's validation,
   and out-of-fold and pool predictions see originals only.
@@ -199,9 +199,9 @@ class WordNet:
     path : path, optional
         The dictionary folder; default ``$WNSEARCHDIR`` or ``/usr/share/wordnet``.
 
-    >>> wn = WordNet()                       # doctest: +SKIP
-    >>> wn.synonyms("computer")              # doctest: +SKIP
-    ['computing machine', 'computing device', 'data processor', ...]
+    >>> wn = WordNet.shared()                 # one loaded index per process
+    >>> wn.synonyms("computer")[:3]
+    ['computing machine', 'computing device', 'data processor']
     """
 
     def __init__(self, path: str | Path | None = None) -> None:

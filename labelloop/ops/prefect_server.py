@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from labelloop.exceptions import ServiceError
-from labelloop.ops._proc import PidStateMixin, free_port, is_alive, port_is_free, spawn, stop_pid, wait_until
+from labelloop.ops._state import PidStateMixin
+from labelloop.process import free_port, is_alive, port_is_free, stop_pid
 
 __all__ = ["PrefectServer", "prefect_env", "prefect_executable"]
 
@@ -37,8 +36,13 @@ def prefect_executable() -> str:
     return str(candidate)
 
 
-def prefect_env(home: Path, api_url: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a Prefect process: this one's, with labelloop's defaults and its own home."""
+def prefect_env(home: Path, api_url: str | None = None, extra: dict[str, str] | None = None,
+                project_dir: str | None = None) -> dict[str, str]:
+    """The environment of a Prefect process: this one's, with labelloop's defaults and its own home.
+
+    ``project_dir`` goes first on ``PYTHONPATH`` (of ``extra``, else none), so the process and its flow
+    runs import the same labelloop as the deployment's entrypoint.
+    """
     env = dict(os.environ)
     for key, value in BASE_ENV.items():
         env.setdefault(key, value)
@@ -49,6 +53,8 @@ def prefect_env(home: Path, api_url: str | None = None, extra: dict[str, str] | 
     else:
         env.pop("PREFECT_API_URL", None)
     env.update(extra or {})
+    if project_dir:
+        env["PYTHONPATH"] = project_dir + (":" + extra["PYTHONPATH"] if extra and extra.get("PYTHONPATH") else "")
     return env
 
 
@@ -65,17 +71,12 @@ class PrefectServer(PidStateMixin):
         None: a free port chosen at start.
     database_url : str or None, default=None
         ``PREFECT_API_DATABASE_CONNECTION_URL``; None keeps SQLite under ``home``.
-    pid : int or None
-        Set once started (or read back from the state file).
     """
 
     home: Path
     host: str = "127.0.0.1"
     port: int | None = None
     database_url: str | None = None
-    pid: int | None = None
-    log: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -85,17 +86,9 @@ class PrefectServer(PidStateMixin):
     def api_url(self) -> str:
         return f"{self.url}/api"
 
-    def healthy(self) -> bool:
-        """True when the API answers its health check."""
-        if self.port is None:
-            return False
-        try:
-            return httpx.get(f"{self.api_url}/health", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def running(self) -> bool:
-        return is_alive(self.pid) and self.healthy()
+    @property
+    def health_url(self) -> str | None:
+        return f"{self.api_url}/health" if self.port is not None else None
 
     def start(self, timeout: float = 120.0) -> "PrefectServer":
         """Start the server unless it already runs; wait until healthy."""
@@ -116,11 +109,6 @@ class PrefectServer(PidStateMixin):
         }
         if self.database_url:
             extra["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
-        env = prefect_env(self.home, extra=extra)
-        self.pid = spawn([prefect_executable(), "server", "start"], env, log)
-        self.log = str(log)
-        wait_until(self.healthy, timeout, f"Prefect server on {self.url}", log=log, pid=self.pid)
+        self._launch(f"Prefect server on {self.url}", [prefect_executable(), "server", "start"],
+                     prefect_env(self.home, extra=extra), log, timeout=timeout)
         return self
-
-
-

@@ -23,10 +23,11 @@ from typing import Any
 
 from labelloop.config import LabelloopConfig
 from labelloop.exceptions import ServiceError
-from labelloop.ops._proc import read_json, write_json
+from labelloop.ops._state import read_json, write_json
 from labelloop.ops.prefect_server import PrefectServer
 from labelloop.ops.webhooks import WebhookReceiver
 from labelloop.ops.worker import PrefectWorker
+from labelloop.process import is_alive, stop_pid
 
 __all__ = ["ServiceState", "up", "down", "status", "project_dir", "state_path", "current_api_url"]
 
@@ -147,11 +148,7 @@ def up(
     server = state.server or PrefectServer(home=data / "prefect")
     server.database_url = config.schedule.prefect_database_url
     server.extra_env = dict(server_env or {})
-    if not server.running():
-        server.start()
-        state.started.append("prefect-server")
-    state.server = server
-    state.save(config)  # saved at once: a failure below must not orphan the server
+    _ensure_running(config, state, "server", server)
 
     if worker:
         current = state.worker
@@ -164,12 +161,7 @@ def up(
         )
         # Poll every 2 s (Prefect's default is 10): a run an automation starts for new answers waits less.
         current.extra_env = {"PREFECT_WORKER_QUERY_SECONDS": "2", **(worker_env or {})}
-        was_running = current.running()
-        current.start()
-        if not was_running:
-            state.started.append("prefect-worker")
-        state.worker = current
-        state.save(config)
+        _ensure_running(config, state, "worker", current)
 
     if studio_module is not None:
         module = studio_module
@@ -187,6 +179,18 @@ def up(
     return state
 
 
+_NAMES = {"server": "prefect-server", "worker": "prefect-worker", "webhooks": "webhook-receiver"}
+
+
+def _ensure_running(config: LabelloopConfig, state: ServiceState, slot: str, service: Any) -> None:
+    """Start ``service`` unless it runs, and save it in ``state`` at once: a later failure must not orphan it."""
+    if not service.running():
+        service.start()
+        state.started.append(_NAMES[slot])
+    setattr(state, slot, service)
+    state.save(config)
+
+
 def _start_webhooks(config: LabelloopConfig, state: ServiceState, server: PrefectServer,
                     env: dict[str, str] | None) -> None:
     """Start the webhook receiver (events to ``server``) and point labelloop's Label Studio projects at it."""
@@ -198,11 +202,7 @@ def _start_webhooks(config: LabelloopConfig, state: ServiceState, server: Prefec
                                            api_url=server.api_url, project_dir=str(project_dir()))
     receiver.min_interval_s = config.schedule.webhook_min_interval_s
     receiver.extra_env = dict(env or {})
-    if not receiver.running():
-        receiver.start()
-        state.started.append("webhook-receiver")
-    state.webhooks = receiver
-    state.save(config)
+    _ensure_running(config, state, "webhooks", receiver)
     from labelloop.tasks.crowd import connect
     from labelloop.ops.webhooks import register_project_webhooks
 
@@ -226,11 +226,8 @@ def down(config: LabelloopConfig) -> list[str]:
             if running is not None:
                 running.stop()
                 stopped.append("label-studio")
-        else:
-            from labelloop.ops._proc import stop_pid
-
-            if stop_pid(state.studio.get("pid")):
-                stopped.append("label-studio")
+        elif stop_pid(state.studio.get("pid")):
+            stopped.append("label-studio")
     if state.server and state.server.stop():
         stopped.append("prefect-server")
     ServiceState().save(config)
@@ -308,8 +305,6 @@ def status(config: LabelloopConfig, runs_per_deployment: int = 3) -> dict[str, A
         services.append({"service": "webhook-receiver", "pid": state.webhooks.pid, "url": state.webhooks.url,
                          "running": state.webhooks.running(), "log": state.webhooks.log})
     if state.studio:
-        from labelloop.ops._proc import is_alive
-
         services.append({"service": "label-studio", "pid": state.studio.get("pid"), "url": state.studio.get("url"),
                          "running": is_alive(state.studio.get("pid")), "log": state.studio.get("log")})
     result: dict[str, Any] = {"services": services, "deployments": [], "work_pools": []}

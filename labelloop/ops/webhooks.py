@@ -39,15 +39,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from labelloop.exceptions import LabelStudioError, ServiceError
-from labelloop.ops._proc import PidStateMixin, free_port, is_alive, port_is_free, spawn, wait_until
+from labelloop.ops._state import PidStateMixin
+from labelloop.process import free_port, port_is_free
 
 __all__ = [
     "ACTIONS",
@@ -294,9 +293,6 @@ class WebhookReceiver(PidStateMixin):
     port: int | None = None
     min_interval_s: float = 10.0
     project_dir: str | None = None
-    pid: int | None = None
-    log: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -316,16 +312,9 @@ class WebhookReceiver(PidStateMixin):
                 fh.write(secrets.token_urlsafe(32))
         return self.secret_path.read_text().strip()
 
-    def healthy(self) -> bool:
-        if self.port is None:
-            return False
-        try:
-            return httpx.get(f"http://{self.host}:{self.port}/health", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def running(self) -> bool:
-        return is_alive(self.pid) and self.healthy()
+    @property
+    def health_url(self) -> str | None:
+        return f"http://{self.host}:{self.port}/health" if self.port is not None else None
 
     def start(self, timeout: float = 60.0) -> "WebhookReceiver":
         """Start unless running; the same port as before when it is free (registered webhooks stay valid)."""
@@ -338,15 +327,12 @@ class WebhookReceiver(PidStateMixin):
             self.port = free_port(self.host)
         self.secret()
         log_path = self.home / "receiver.log"
-        extra = dict(self.extra_env)
-        if self.project_dir:
-            extra["PYTHONPATH"] = self.project_dir + (":" + extra["PYTHONPATH"] if extra.get("PYTHONPATH") else "")
-        env = prefect_env(self.home / "prefect", api_url=self.api_url, extra=extra)
+        env = prefect_env(self.home / "prefect", api_url=self.api_url, extra=self.extra_env,
+                          project_dir=self.project_dir)
         argv = [sys.executable, "-m", "labelloop.ops.webhooks", "--dataset", self.dataset, "--port", str(self.port),
                 "--host", self.host, "--secret-file", str(self.secret_path), "--min-interval", str(self.min_interval_s)]
-        self.pid = spawn(argv, env, log_path, cwd=Path(self.project_dir) if self.project_dir else None)
-        self.log = str(log_path)
-        wait_until(self.healthy, timeout, f"webhook receiver on {self.host}:{self.port}", log=log_path, pid=self.pid)
+        self._launch(f"webhook receiver on {self.host}:{self.port}", argv, env, log_path,
+                     cwd=Path(self.project_dir) if self.project_dir else None, timeout=timeout)
         return self
 
 

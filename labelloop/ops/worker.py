@@ -8,11 +8,11 @@ the deployment's entrypoint, whatever is installed in the environment.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from labelloop.exceptions import ServiceError
-from labelloop.ops._proc import PidStateMixin, is_alive, spawn, stop_pid
+from labelloop.ops._state import PidStateMixin
 from labelloop.ops.prefect_server import prefect_env, prefect_executable
 
 __all__ = ["PrefectWorker", "ensure_work_pool"]
@@ -63,12 +63,9 @@ class PrefectWorker(PidStateMixin):
     api_url: str
     pool: str = "labelloop"
     project_dir: str | None = None
-    pid: int | None = None
-    log: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
-    def running(self) -> bool:
-        return is_alive(self.pid)
+    def healthy(self) -> bool:
+        return True  # no health endpoint: a live worker process is a running worker
 
     def start(self) -> "PrefectWorker":
         """Create the pool if needed and start a worker unless one already runs."""
@@ -77,16 +74,11 @@ class PrefectWorker(PidStateMixin):
             return self
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.home / f"worker-{self.pool}.log"
-        extra = dict(self.extra_env)
-        if self.project_dir:
-            extra["PYTHONPATH"] = self.project_dir + (
-                ":" + extra["PYTHONPATH"] if extra.get("PYTHONPATH") else ""
-            )
-        env = prefect_env(self.home, api_url=self.api_url, extra=extra)
+        env = prefect_env(self.home, api_url=self.api_url, extra=self.extra_env, project_dir=self.project_dir)
         argv = [prefect_executable(), "worker", "start", "--pool", self.pool, "--type", "process",
                 "--name", f"labelloop-{self.pool}"]
-        self.pid = spawn(argv, env, log, cwd=Path(self.project_dir) if self.project_dir else None)
-        self.log = str(log)
+        self._launch(f"Prefect worker for pool {self.pool!r}", argv, env, log,
+                     cwd=Path(self.project_dir) if self.project_dir else None)
         if not self.running():
             raise ServiceError(f"Prefect worker for pool {self.pool!r}: exited at once; see {log}")
         return self

@@ -29,13 +29,14 @@ import hashlib
 import json
 import mimetypes
 import os
-import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from labelloop.process import Process, free_port, port_open, start_process
 
 __all__ = ["serve", "start", "main"]
 
@@ -150,17 +151,23 @@ def serve(spec: dict[str, Any]) -> _Server:
     return _Server(spec)
 
 
-def start(spec: dict[str, Any], spec_path: Path) -> tuple[str, subprocess.Popen[str]]:
-    """Run ``spec`` in a child process; returns its base URL and the process (the caller kills it by pid)."""
-    spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
-                            stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline() if proc.stdout else ""
-    if not line.startswith("PORT "):
-        proc.kill()
-        proc.wait(timeout=10)
-        raise RuntimeError(f"local site {spec_path} did not start (got {line!r})")
-    return f"http://127.0.0.1:{int(line.split()[1])}", proc
+def start(spec: dict[str, Any], spec_path: Path) -> tuple[str, Process]:
+    """Run ``spec`` in a child process on a free 127.0.0.1 port; its base URL and the process.
+
+    Started and awaited by :mod:`labelloop.process` (its output in ``<spec_path>.out``); the caller
+    stops it by pid (``process.kill()``), also when a test fails.
+    """
+    port = free_port()
+    spec_path.write_text(json.dumps({**spec, "port": port}), encoding="utf-8")
+    process = start_process(f"local site {spec_path.stem} on 127.0.0.1:{port}",
+                            [sys.executable, "-m", "labelloop.scrape.localsite", str(spec_path)],
+                            log=spec_path.with_suffix(".out"))
+    try:
+        process.wait_ready(lambda: port_open(port), timeout=60, interval=0.02)
+    except BaseException:
+        process.kill()
+        raise
+    return f"http://127.0.0.1:{port}", process
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,31 +29,20 @@ import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from labelloop.exceptions import ServiceError
 from labelloop.ops.webhooks import STUDIO_WEBHOOK_ENV
+from labelloop.process import free_port, is_alive, start_process, stop_pid, url_ok
 from labelloop.studio.client import StudioClient, create_personal_token
 
-__all__ = ["StudioServer", "Credentials", "find_label_studio", "free_port", "load_credentials"]
+__all__ = ["StudioServer", "Credentials", "find_label_studio", "load_credentials"]
 
 # Variables Label Studio reads under their plain names too; a stray `PORT` or
 # `USER_TOKEN` in the caller's shell would silently change the server.
 _STRIP = ("HOST", "PORT", "USERNAME", "PASSWORD", "USER_TOKEN", "DEBUG", "LOG_LEVEL")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def find_label_studio(venv: str | Path | None = None) -> Path:
@@ -138,7 +127,6 @@ class StudioServer:
         self.credentials = credentials
         self.startup_timeout = startup_timeout
         self.pid: int | None = None
-        self._proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -181,16 +169,12 @@ class StudioServer:
         if self.port is None:
             self.port = free_port()
         cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(self.port)]
-        log = open(self.log_path, "ab")
-        try:
-            self._proc = subprocess.Popen(cmd, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, cwd=self.studio_dir, start_new_session=True)
-        finally:
-            log.close()
-        self.pid = self._proc.pid
+        process = start_process(f"Label Studio on {self.url}", cmd, env=self._env(), log=self.log_path,
+                                cwd=self.studio_dir)
+        self.pid = process.pid
         (self.studio_dir / "server.json").write_text(json.dumps({"pid": self.pid, "port": self.port, "url": self.url}))
         try:
-            self._wait_healthy()
+            process.wait_ready(lambda: url_ok(f"{self.url}/health"), self.startup_timeout, interval=0.25)
             if not self.credentials.token:
                 self.credentials.token = create_personal_token(self.url, self.credentials.email, self.credentials.password)
                 save_credentials(self.studio_dir, self.credentials)
@@ -198,21 +182,6 @@ class StudioServer:
             self.stop()
             raise
         return self
-
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise ServiceError(f"Label Studio exited with code {self._proc.returncode} while starting on "
-                                   f"{self.url}; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
-        raise ServiceError(f"Label Studio did not answer {self.url}/health within {self.startup_timeout:g} s; "
-                           f"see {self.log_path}")
 
     def client(self, **kwargs) -> StudioClient:
         """A client logged in as the admin."""
@@ -222,17 +191,15 @@ class StudioServer:
         """SIGTERM the server's process group by PID (SIGKILL after ``timeout``)."""
         if self.pid is None:
             return
-        stop_pid(self.pid, timeout, self._proc)
+        stop_pid(self.pid, timeout)
         self.pid = None
-        self._proc = None
         (self.studio_dir / "server.json").unlink(missing_ok=True)
 
     def kill(self) -> None:
         """SIGKILL at once (tests: a server that dies mid-sync)."""
         if self.pid is not None:
-            stop_pid(self.pid, 0.0, self._proc, sig=signal.SIGKILL)
+            stop_pid(self.pid, sig=signal.SIGKILL)
             self.pid = None
-            self._proc = None
 
     def __enter__(self) -> "StudioServer":
         return self.start()
@@ -254,7 +221,7 @@ class StudioServer:
         if not info_path.is_file():
             return None
         info = json.loads(info_path.read_text())
-        if not _alive(info["pid"]):
+        if not is_alive(info["pid"]):
             info_path.unlink(missing_ok=True)
             return None
         server = cls(studio_dir, port=info["port"])
@@ -262,52 +229,3 @@ class StudioServer:
         server.credentials = load_credentials(studio_dir)
         return server
 
-
-def stop_pid(pid: int, timeout: float, proc: subprocess.Popen | None = None, sig: int = signal.SIGTERM) -> None:
-    """Signal one process group (started with its own session) and reap it."""
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        os.kill(pid, sig)
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None:
-            if proc.poll() is not None:
-                return
-        elif not _alive(pid):
-            return
-        if time.monotonic() > deadline:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-            if proc is not None:
-                proc.wait(5)
-            return
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` still runs; an exited child of ours is reaped here (no zombie left)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        state = "?"
-    if state in ("Z", "X"):
-        try:
-            os.waitpid(pid, 0)  # our own child (started in this process): reap it
-        except ChildProcessError:
-            pass  # someone else's child: its parent reaps it
-        return False
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done != pid
-    except ChildProcessError:
-        return True

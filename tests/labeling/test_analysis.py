@@ -1,25 +1,12 @@
-"""LF analysis: statistics on a hand-checked matrix, doctests, learned accuracy from the label model."""
+"""LF analysis: statistics on a hand-checked matrix, learned accuracy from the label model (doctests: conftest.py)."""
 
 from __future__ import annotations
-
-import doctest
 
 import numpy as np
 import pytest
 
-import labelloop.labeling.aggregate
-import labelloop.labeling.analysis
-import labelloop.labeling.apply
-import labelloop.labeling.lf
 from labelloop.labeling.aggregate import DawidSkene, Votes
 from labelloop.labeling.analysis import LFAnalysis
-
-
-@pytest.mark.parametrize("module", [labelloop.labeling.analysis, labelloop.labeling.aggregate,
-                                    labelloop.labeling.apply, labelloop.labeling.lf])
-def test_docstring_examples(module):
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_statistics_of_a_hand_checked_matrix():

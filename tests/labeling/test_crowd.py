@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import labelloop.labeling.crowd
 from labelloop.exceptions import AggregationError
 from labelloop.labeling.aggregate import DawidSkene, MajorityVote, Votes
 from labelloop.labeling.agreement import wilson_interval
@@ -33,11 +31,6 @@ def crowd(n_items: int = 800, per_item: int = 3, seed: int = 0, C: int = 4):
             rows.append((1000 + 7 * i, who, int(lab)))
     votes = pd.DataFrame(rows, columns=["item", "source", "label"])
     return votes, {1000 + 7 * i: int(t) for i, t in enumerate(truth)}
-
-
-def test_docstring_examples():
-    result = doctest.testmod(labelloop.labeling.crowd)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_wilson_interval_is_wide_on_few_answers():

@@ -25,7 +25,7 @@ def test_embeddings_are_normalized_semantic_and_cached(embedder, tmp_path):
     np.testing.assert_array_equal(E[0], E[3])
     files = list(embedder.cache_dir.rglob("*.npy"))
     assert len(files) == 3  # one per distinct text
-    again = TextEmbedder(cache_dir=embedder.cache_dir.parent)
+    again = TextEmbedder(cache_dir=embedder.cache_dir)
     np.testing.assert_array_equal(again.encode(texts[:3]), E[:3])
     assert again.cache_hits_ == 3 and again.cache_misses_ == 0
 

@@ -1,4 +1,4 @@
-"""Loading items: image files (corrupt ones named) and cached MiniLM embeddings."""
+"""Loading items: image files (corrupt ones named) and text through the one cached MiniLM embedder."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 
 from labelloop.exceptions import TrainingError
-from labelloop.models.features import embed_texts, load_images
-from labelloop.store import content_hash
+from labelloop.models.features import load_images
 
 
 @pytest.fixture
@@ -48,14 +47,31 @@ def test_mixed_sizes_need_image_size(image_files, tmp_path):
         load_images(image_files + [big], grayscale=True)
 
 
-def test_text_embeddings_are_cached_by_content_hash(tmp_path):
-    texts = ["The compiler found a bug.", "Congress passed the tax bill.", "The compiler found a bug."]
-    emb = embed_texts(texts, cache_dir=tmp_path)
-    assert emb.shape == (3, 384)
-    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_array_equal(emb[0], emb[2])
-    key = content_hash(texts[1])
-    cached = tmp_path / key[:2] / f"{key}.npy"
-    assert cached.exists()
-    np.save(cached, np.full(384, 0.5, np.float32))  # a cache hit is read, not recomputed
-    assert (embed_texts([texts[1]], cache_dir=tmp_path)[0] == 0.5).all()
+def test_text_features_go_through_the_one_embedder_and_its_cache(tmp_path):
+    from labelloop.config import load_config
+    from labelloop.models.embed import EMBEDDING_DIM, TextEmbedder, project_embedder
+    from labelloop.models.features import load_features
+    from labelloop.store import ItemIn, Store
+
+    config_path = tmp_path / "labelloop.yaml"
+    config_path.write_text("dataset: {name: t, modality: text, classes: [a, b]}\ndata_dir: data\n")
+    config = load_config(config_path)
+    texts = ["The compiler found a bug.", "Congress passed the tax bill.", "The compiler found a bug!"]
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}").create()
+    try:
+        ids = store.add_items("t", [ItemIn(modality="text", text=t) for t in texts]).ids
+        X = load_features(config, store, ids)
+        assert X.shape == (3, EMBEDDING_DIM) and X.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
+        embedder = project_embedder(config)
+        assert embedder.cache_dir == config.data_path / "cache" / "minilm"
+        cached = embedder.path(texts[1])
+        assert cached.is_file() and len(list(embedder.cache_dir.rglob("*.npy"))) == 3
+        # the loader reads the cache the embedder writes: a planted vector comes back, nothing is recomputed
+        np.save(cached, np.full(EMBEDDING_DIM, 0.5, np.float32))
+        assert (load_features(config, store, [ids[1]])[0] == 0.5).all()
+        again = TextEmbedder(cache_dir=embedder.cache_dir)
+        np.testing.assert_array_equal(again.encode([texts[0], texts[2]]), X[[0, 2]])
+        assert again.cache_hits_ == 2 and again.cache_misses_ == 0
+    finally:
+        store.close()

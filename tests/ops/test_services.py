@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from labelloop.config import load_config
 from labelloop.ops import ServiceState
-from labelloop.ops._proc import group_members, is_alive
+from labelloop.process import group_members, is_alive, stop_pid
 
 
 pytestmark = pytest.mark.slow
@@ -68,8 +69,7 @@ def project(tmp_path_factory):
         state = ServiceState.load(config)
         labelloop_cli("down", "-c", str(config_path))
         for service in (state.server, state.worker):  # belt and braces: never leave a server behind
-            if service and service.pid and group_members(service.pid):
-                subprocess.run(["kill", "-9", f"-{service.pid}"], check=False)
+            stop_pid(service and service.pid, sig=signal.SIGKILL)
 
 
 def _deployments(api_url: str) -> dict:

@@ -4,30 +4,37 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
 
-from labelloop.ops._proc import group_members
 from labelloop.ops.webhooks import ACTIONS, SECRET_HEADER, Throttle, WebhookReceiver, delivery_summary, make_server
-from labelloop.testing import wait_for
+from labelloop.process import group_members, wait_until
 
 SECRET = "s3cret-for-tests"
 
 
-@pytest.fixture
-def receiver():
+@contextmanager
+def serving(min_interval_s: float) -> Iterator[tuple[str, list[dict]]]:
+    """The receiver on a free 127.0.0.1 port in a thread: its URL and the events it fired; shut down on exit."""
     fired: list[dict] = []
-    server, throttle = make_server("digits", SECRET, fired.append, port=0, min_interval_s=0.5)
+    server, throttle = make_server("digits", SECRET, fired.append, port=0, min_interval_s=min_interval_s)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        yield url, fired
+        yield f"http://127.0.0.1:{server.server_address[1]}", fired
     finally:
         server.shutdown()
         server.server_close()
         throttle.close()
+
+
+@pytest.fixture
+def receiver():
+    with serving(min_interval_s=0.5) as running:
+        yield running
 
 
 def _body(action="ANNOTATION_CREATED", ann_id=7, project=3):
@@ -66,28 +73,20 @@ def test_every_annotation_action_fires_at_once(receiver, action):
                 [{"id": 1, "project": 3}, {"id": 2, "project": 3}], "project": {"id": 3}}
     done = httpx.post(f"{url}/webhooks/label-studio/digits", json=body, headers={SECRET_HEADER: SECRET})
     assert done.status_code == 200
-    wait_for(lambda: len(fired) == 1, timeout=10.0, interval=0.02, what="one event")
+    wait_until(lambda: len(fired) == 1, timeout=10.0, interval=0.02, what="one event")
     assert fired[0]["actions"] == {action: 1} and fired[0]["projects"] == [3]
     health = httpx.get(f"{url}/health").json()
     assert health["accepted"] == 1 and health["dataset"] == "digits"
 
 
 def test_a_burst_is_folded_into_one_trailing_event():
-    fired: list[dict] = []
     # an interval far longer than the burst: the trailing event is released by close(), not by a clock
-    server, throttle = make_server("digits", SECRET, fired.append, port=0, min_interval_s=3600)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    path = f"http://127.0.0.1:{server.server_address[1]}/webhooks/label-studio/digits"
-    try:
+    with serving(min_interval_s=3600) as (url, fired):
+        path = f"{url}/webhooks/label-studio/digits"
         for ann in range(1, 6):  # the first fires at once; the other four (and a duplicate) wait
             assert httpx.post(path, json=_body(ann_id=ann), headers={SECRET_HEADER: SECRET}).status_code == 200
         httpx.post(path, json=_body(ann_id=5), headers={SECRET_HEADER: SECRET})  # Label Studio retried a delivery
         assert len(fired) == 1 and fired[0]["deliveries"] == 1 and fired[0]["annotations"] == [1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        throttle.close()
     assert len(fired) == 2, fired
     assert fired[1]["deliveries"] == 5 and fired[1]["annotations"] == [2, 3, 4, 5, 5]
 

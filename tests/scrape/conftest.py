@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scrape_helpers import LocalSite  # noqa: E402
 
+from labelloop.process import Process  # noqa: E402
 from labelloop.scrape import localsite  # noqa: E402
 
 os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try to download a driver
@@ -23,26 +22,21 @@ os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try t
 
 @pytest.fixture
 def local_site(tmp_path: Path) -> Iterator[Callable[..., LocalSite]]:
-    """Start ``localsite`` servers from route dicts; every one is killed by PID afterwards."""
-    started: list[subprocess.Popen[str]] = []
+    """Start ``localsite`` servers from route dicts on free ports; every one is killed by PID afterwards."""
+    started: list[Process] = []
 
     def start(routes: dict[str, Any], root: Path | None = None, name: str = "site") -> LocalSite:
         log = tmp_path / f"{name}-requests.jsonl"
         spec = {"log": str(log), "routes": routes, "root": str(root) if root else None}
-        url, proc = localsite.start(spec, tmp_path / f"{name}-spec.json")
-        started.append(proc)
-        port = int(url.rsplit(":", 1)[1])
-        return LocalSite(f"http://127.0.0.1:{port}", port, log, proc)
+        url, process = localsite.start(spec, tmp_path / f"{name}-spec.json")
+        started.append(process)
+        return LocalSite(url, int(url.rsplit(":", 1)[1]), log, process)
 
     try:
         yield start
     finally:
-        for proc in started:
-            try:
-                os.kill(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.wait(timeout=10)
+        for process in started:
+            process.kill()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from labelloop.config import CollectConfig, SiteConfig
+from labelloop.process import Process
 
 TEST_UA = "labelloop-test/1.0 (+tests)"
 RESOLVER = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
@@ -26,7 +26,7 @@ class LocalSite:
     url: str
     port: int
     log_path: Path
-    process: subprocess.Popen[str]
+    process: Process
 
     def requests(self) -> list[dict[str, Any]]:
         if not self.log_path.exists():

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import doctest
-import importlib
-import pkgutil
 from pathlib import Path
 
 import pytest
@@ -22,13 +19,9 @@ from labelloop.scrape.urls import in_scope, join_url, normalize_url
 from scrape_helpers import png_bytes
 
 
-def test_public_api_is_complete_and_doctests_pass() -> None:
+def test_public_api_is_complete() -> None:
     for name in scrape.__all__:
         assert hasattr(scrape, name), name
-    for info in pkgutil.iter_modules(scrape.__path__):
-        module = importlib.import_module(f"labelloop.scrape.{info.name}")
-        failures, _ = doctest.testmod(module)
-        assert failures == 0, info.name
 
 
 @pytest.mark.parametrize(

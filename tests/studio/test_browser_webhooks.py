@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -26,12 +27,11 @@ import yaml
 
 from labelloop.config import load_config
 from labelloop.ops import ServiceState
-from labelloop.ops._proc import group_members
 from labelloop.ops.webhooks import SECRET_HEADER, STUDIO_WEBHOOK_ENV
+from labelloop.process import stop_pid, wait_until
 from labelloop.store import ItemIn, Store, TaskIn
 from labelloop.studio.bots import bot_email
 from labelloop.studio.server import StudioServer
-from labelloop.testing import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -124,10 +124,8 @@ def project(studio_template, tmp_path_factory):
         state = ServiceState.load(config)
         labelloop_cli("down", "-c", str(config_path))
         for service in (state.server, state.worker, state.webhooks):  # never leave a process behind
-            if service and service.pid and group_members(service.pid):
-                subprocess.run(["kill", "-9", f"-{service.pid}"], check=False)
-        if state.studio and state.studio.get("pid") and group_members(state.studio["pid"]):
-            subprocess.run(["kill", "-9", f"-{state.studio['pid']}"], check=False)
+            stop_pid(service and service.pid, sig=signal.SIGKILL)
+        stop_pid((state.studio or {}).get("pid"), sig=signal.SIGKILL)
 
 
 def _run_deployment_sync(api_url: str, name: str, timeout: float):
@@ -240,7 +238,7 @@ def test_three_answers_in_the_browser_become_exactly_three_rows(project, browser
         WebDriverWait(browser, 60, poll_frequency=0.05, ignored_exceptions=_redrawn()).until(lambda d: _shown_text(d, texts) != text)
     project.chosen = chosen
 
-    wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) >= 3, 240, interval=1.0, what="three rows from the webhook path")
+    wait_until(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) >= 3, 240, interval=1.0, what="three rows from the webhook path")
     time.sleep(3)  # any further (duplicate) sync would land now
     rows = rows_of(project.config, bot_email(ANNOTATOR))
     assert len(rows) == 3
@@ -276,7 +274,7 @@ def test_an_edit_in_the_browser_appends_one_row(project, browser):
     _press(browser, str(CLASSES.index(new) + 1))
     WebDriverWait(browser, 20, poll_frequency=0.05, ignored_exceptions=_redrawn()).until(lambda d: _radios(d)[new].is_selected())
     _submit(browser)  # Ctrl+Enter = Update
-    wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, interval=1.0, what="the edit's row")
+    wait_until(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, interval=1.0, what="the edit's row")
     time.sleep(3)
     rows = rows_of(project.config, bot_email(ANNOTATOR))
     assert len(rows) == len(before) + 1
@@ -299,9 +297,9 @@ def test_duplicate_deliveries_double_nothing(project):
     for _ in range(2):  # Label Studio retried the same delivery
         reply = httpx.post(receiver.url, json=body, headers={SECRET_HEADER: receiver.secret()})
         assert reply.status_code == 200
-    wait_for(lambda: sum(r.state.is_final() for r in runs_of(api, f"{DATASET}-crowd-sync")) > done_before, 240, interval=1.0,
+    wait_until(lambda: sum(r.state.is_final() for r in runs_of(api, f"{DATASET}-crowd-sync")) > done_before, 240, interval=1.0,
              what="a sync run for the repeated delivery")
-    wait_for(lambda: all(r.state.is_final() for r in runs_of(api, f"{DATASET}-crowd-sync")), 240, interval=1.0, what="syncs done")
+    wait_until(lambda: all(r.state.is_final() for r in runs_of(api, f"{DATASET}-crowd-sync")), 240, interval=1.0, what="syncs done")
     assert rows_of(project.config, bot_email(ANNOTATOR))["id"].tolist() == before["id"].tolist()
 
 
@@ -328,11 +326,11 @@ def test_receiver_down_the_cron_sync_catches_up(project):
     project.path.write_text(yaml.safe_dump(config))
     deployed = labelloop_cli("deploy", "-c", str(project.path))
     assert deployed.returncode == 0, deployed.stderr
-    wait_for(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, interval=1.0, what="the cron sync's row")
+    wait_until(lambda: len(rows_of(project.config, bot_email(ANNOTATOR))) > len(before), 240, interval=1.0, what="the cron sync's row")
     rows = rows_of(project.config, bot_email(ANNOTATOR))
     assert len(rows) == len(before) + 1 and CLASSES[int(rows.iloc[-1]["label"])] == new
     # The row is written before the cron's flow run reports Completed: wait for that state, then check who ran it.
-    wait_for(lambda: any(r.created_by is None or r.created_by.type != "AUTOMATION"
+    wait_until(lambda: any(r.created_by is None or r.created_by.type != "AUTOMATION"
                          for r in runs_of(project.state.server.api_url, f"{DATASET}-crowd-sync")
                          if r.state.is_completed()), 120, interval=1.0, what="a completed crowd-sync run not started by an automation")
     again = labelloop_cli("up", "-c", str(project.path))  # `up` brings the receiver back on the same port
