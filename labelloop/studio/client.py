@@ -196,7 +196,15 @@ class StudioClient:
             if not ids:
                 return []
             params["ids[]"] = [int(i) for i in ids]
-        return self.request("GET", f"/api/projects/{project_id}/export", params=params)
+        for attempt in range(self.retries + 1):
+            body = self.request("GET", f"/api/projects/{project_id}/export", params=params)
+            if body is not None:
+                return body
+            # Label Studio now and then answers an export with an empty 200 while another export of the
+            # same project runs (two syncs at once): ask again rather than read it as "no tasks".
+            time.sleep(self.backoff * (attempt + 1))
+        raise LabelStudioError(f"Label Studio at {self.url}: the export of project {project_id} came back empty "
+                               f"{self.retries + 1} times")
 
     def tasks(self, project_id: int, page_size: int = 1000) -> list[dict]:
         out: list[dict] = []
