@@ -87,6 +87,18 @@ def expected_calibration_error(proba: Any, y_true: Any, n_bins: int = 15) -> flo
     return float((gaps * count[used]).sum() / count.sum())
 
 
+def _save_png(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders made) and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_reliability(curve: dict[str, np.ndarray], path: str | Path, title: str = "Reliability") -> Path:
     """Render a reliability diagram (bars: accuracy per confidence bin; line: perfect calibration) as PNG."""
     import matplotlib
@@ -109,12 +121,7 @@ def plot_reliability(curve: dict[str, np.ndarray], path: str | Path, title: str 
     ax2.set_xlabel("confidence (top class probability)")
     ax2.set_ylabel("items")
     ax2.set_xlim(0, 1)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
 def plot_confusion(cm: np.ndarray, classes: list[str], path: str | Path, title: str = "Confusion matrix") -> Path:
@@ -138,9 +145,4 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: str | Path, title: 
             if cm[i, j]:
                 ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=6,
                         color="white" if cm[i, j] > top / 2 else "black")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
