@@ -74,7 +74,7 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray, str]:
 def committee_for(modality: str, n_classes: int, seed: int):
     """The committee the pipeline builds from its config for this modality (the modality's default model)."""
     from labelloop.config import LabelloopConfig
-    from labelloop.tasks.training import build_committee
+    from labelloop.models.inputs import build_committee
 
     model = "cnn" if modality == "image" else "mlp"
     config = LabelloopConfig.model_validate({

@@ -24,7 +24,7 @@ from labelloop.labeling.route import RouteBudgets, Routing, route
 from labelloop.labeling.select import query
 from labelloop.store.kinds import FIRM_KINDS
 from labelloop.store import LabelIn, Store, TaskIn
-from labelloop.tasks.model import latest_outputs
+from labelloop.models.outputs import latest_outputs
 
 __all__ = ["PSEUDO_SOURCE", "outputs_task", "route_task", "write_queues_task", "write_pseudo_task",
            "chosen_pseudo", "pseudo_changes"]

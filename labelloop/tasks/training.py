@@ -19,12 +19,10 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.models.ensemble import KFoldCommittee
-from labelloop.models.inputs import augment_training_texts, build_committee, prediction_rows, training_inputs
+from labelloop.models.inputs import prediction_rows, training_inputs
 from labelloop.store import Resolution, Store
 
 __all__ = [
-    "build_committee",
-    "augment_training_texts",
     "prepare_training_task",
     "fit_fold_group_task",
     "predict_chunk_task",

@@ -42,7 +42,7 @@ def _turn(config, env) -> int:
 def _store_contents(config):
     from labelloop.config import load_config
     from labelloop.store import Store
-    from labelloop.tasks.model import latest_outputs
+    from labelloop.models.outputs import latest_outputs
 
     cfg = load_config(config)
     store = Store(cfg.store_url)

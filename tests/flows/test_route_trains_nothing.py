@@ -55,7 +55,7 @@ def test_route_stage_fits_no_model_and_reads_the_stored_outputs(digits_example):
     from labelloop.flows.route import route_flow
     from labelloop.flows.training import training_flow
     from labelloop.store import Store
-    from labelloop.tasks.model import latest_outputs
+    from labelloop.models.outputs import latest_outputs
 
     # The linear member keeps this test fast; the stage code is the same for every member kind.
     text = digits_example.read_text().replace("  model: cnn", "  model: logreg")

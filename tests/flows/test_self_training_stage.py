@@ -37,7 +37,7 @@ def test_wrong_pseudo_labels_fall_back_to_supervised_and_the_route_says_so(digit
     from labelloop.flows.importing import import_flow
     from labelloop.flows.route import route_flow
     from labelloop.flows.training import training_flow
-    from labelloop.tasks.model import latest_outputs
+    from labelloop.models.outputs import latest_outputs
 
     _linear(digits_example)
     config = load_config(digits_example)
@@ -69,7 +69,7 @@ def test_inner_rounds_add_pseudo_labels_within_one_turn(digits_example):
     from labelloop.config import load_config
     from labelloop.flows.importing import import_flow
     from labelloop.flows.training import training_flow
-    from labelloop.tasks.model import latest_outputs
+    from labelloop.models.outputs import latest_outputs
 
     _linear(digits_example, "  rounds: 2\n  threshold: 0.8\n")
     config = load_config(digits_example)
@@ -96,7 +96,7 @@ def test_pseudo_labels_that_under_represent_a_class_do_not_teach_the_committee_i
     from labelloop.config import load_config
     from labelloop.flows.importing import import_flow
     from labelloop.flows.training import training_flow
-    from labelloop.tasks.model import latest_outputs
+    from labelloop.models.outputs import latest_outputs
 
     _linear(digits_example)
     config = load_config(digits_example)

@@ -71,7 +71,7 @@ def test_training_flow_writes_committee_rows_checkpoints_and_artifacts(digits_ex
 
         # The outputs round-trip through the store: the run row points to the manifest, hashes checked.
         from labelloop.models.ensemble import KFoldCommittee
-        from labelloop.tasks.model import latest_outputs
+        from labelloop.models.outputs import latest_outputs
 
         out = latest_outputs(store, "digits")
         assert out.info["version"] == result["version"] and str(result["outputs"]).endswith("outputs.json")
