@@ -1,7 +1,10 @@
 """Self-training benchmark: the pipeline's committee + labelloop's selection vs sklearn on the digits protocol.
 
-labelloop = ``SelfTrainingCommittee`` around the committee the pipeline builds from its config for images (the
-CNN; ``generalise.committee_for``), so this measures the path a user runs.
+labelloop = the pipeline's loop in memory (``generalise.loop_for``: ``SelfTrainingCommittee.from_config`` with a
+default config's ``self_training`` parameters, around the committee the pipeline builds for images, the CNN): the
+model stage's ``self_train_turn`` and the route stage's ``teach_from_outputs``, turn after turn -- the functions
+the pipeline's stages call, so this measures the path a user runs (the label graph on the pixels, where the route
+stage uses the committee's stored embeddings).
 
 ANCHORS.md protocol: X = load_digits().data / 16, one fixed stratified test split
 (random_state=0, 540 test items, 1,257-item pool); stratified labeled subsets of
@@ -77,9 +80,7 @@ def one_run(rate: float, seed: int) -> list[tuple[str, float, float]]:
     from sklearn.base import clone
     from sklearn.semi_supervised import LabelPropagation, LabelSpreading, SelfTrainingClassifier
 
-    from generalise import committee_for
-
-    from labelloop.labeling.pseudo import SelfTrainingCommittee
+    from generalise import loop_for
 
     warnings.filterwarnings("ignore")
     Xp, Xt, yp, yt = data()
@@ -96,8 +97,7 @@ def one_run(rate: float, seed: int) -> list[tuple[str, float, float]]:
 
     torch.set_num_threads(1)
     images = lambda A: A.reshape(-1, 1, 8, 8)  # noqa: E731  the CNN reads the 8x8 images
-    timed("labelloop", lambda: SelfTrainingCommittee(committee_for("image", 10, seed), n_classes=10)
-          .fit(images(Xp), y).predict(images(Xt)))
+    timed("labelloop", lambda: loop_for("image", 10, seed).fit(images(Xp), y).predict(images(Xt)))
     for name, make in base_models().items():
         timed(f"supervised {name}", lambda: make(seed).fit(Xp[lab], y[lab]).predict(Xt))
         timed(f"SelfTraining {name} thr0.9",

@@ -18,7 +18,11 @@ class SelfTrainingConfig(Section):
     threshold: float = Field(default=0.9, gt=0.0, lt=1.0, description="Confidence a pseudo-label needs.")
     min_threshold: float = Field(default=0.5, ge=0.0, lt=1.0, description="Floor of the adaptive per-class thresholds.")
     min_agreement: float = Field(default=0.8, ge=0.0, le=1.0, description="Share of committee members that must agree.")
-    step: float = Field(default=0.25, gt=0.0, le=1.0, description="Share of each class's mass added per round.")
+    step: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="Pace of the pseudo-labels: the loop's n-th selection (turn t's route stage is n = t when "
+        "rounds = 0; inner rounds count too) takes at most min(1, step * n) of each class's estimated mass.",
+    )
     max_iter: int = Field(default=10, ge=1, description="Most rounds of the pseudo-label selection per turn.")
     rounds: int = Field(
         default=0, ge=0, le=10,

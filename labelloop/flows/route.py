@@ -94,11 +94,13 @@ def route_flow(config_path: str, run_id: str) -> dict:
         + f"\nTeacher: the model stage's committee `{info.get('source', '?')}`; self-training: "
         f"{info.get('termination', '?')}"
         + (f" — **fell back to supervised-only**: {info.get('fallback_reason', '')}" if info.get("fallback") else "")
-        + f"; label-spreading check: {fitted['graph']}.\n",
+        + (f" (check: {info['check']})" if info.get("check") else "")
+        + f"; pseudo-labels: the committee mixed with label spreading {fitted['graph']}.\n",
         description="What each queue is expected to buy",
     )
     counts = {q: int((routing.queue == q).sum()) for q in QUEUES}
     print(f"route: {counts}; suspects {n_suspects}; pseudo {pseudo}; tasks {queued}")
     return {"queues": counts, "suspects": n_suspects, "tasks": queued, **pseudo, "signoff": signoff.as_dict(),
             "teacher": info.get("source"), "self_training": info.get("termination"),
-            "fallback": bool(info.get("fallback")), "fallback_reason": info.get("fallback_reason", "")}
+            "fallback": bool(info.get("fallback")), "fallback_reason": info.get("fallback_reason", ""),
+            "check": info.get("check"), "teacher_graph": fitted["graph"]}

@@ -30,12 +30,21 @@ from labelloop.config import LabelloopConfig
 from labelloop.exceptions import LabelloopError, TrainingError
 from labelloop.flows.artifacts import artifact_key, markdown_table, publish_image, publish_markdown, publish_table
 from labelloop.runtime import open_stage
+from labelloop.labeling.pseudo import LabelGraph, uses_graph
 from labelloop.labeling.self_train import TurnResult, self_train_turn
 from labelloop.store.kinds import FIRM_KINDS
 from labelloop.models import metrics
 from labelloop.models.ensemble import KFoldCommittee
 from labelloop.models.inputs import build_committee, model_version, training_set
-from labelloop.models.outputs import CommitteeOutputs, FileRows, OutputsWriter, file_sha256, record_outputs, write_json
+from labelloop.models.outputs import (
+    CommitteeOutputs,
+    FileRows,
+    OutputsWriter,
+    file_sha256,
+    model_turn,
+    record_outputs,
+    write_json,
+)
 from labelloop.models.text_augment import AugmentedRows
 from labelloop.tasks.training import (
     POOL_CHUNK,
@@ -54,12 +63,16 @@ PREDICT_AHEAD = 4
 
 
 def fit_committee(committee: KFoldCommittee, X: np.ndarray, Y: np.ndarray, w: np.ndarray,
-                  item_ids: np.ndarray | None = None, augmented: AugmentedRows | None = None) -> KFoldCommittee:
+                  item_ids: np.ndarray | None = None, augmented: AugmentedRows | None = None,
+                  folds: list[tuple[np.ndarray, np.ndarray]] | None = None) -> KFoldCommittee:
     """Fit ``committee`` with one task per group of folds (spread by the flow's task runner).
 
     ``augmented``: text copies of rows of ``X``; each trains only in its original's folds.
+    ``folds``: ``(train, validation)`` positions replacing the committee's own plan (the per-fold check).
     """
     X, Y, w = committee.prepare(X, Y, w, item_ids)
+    if folds is not None:
+        committee.folds_ = list(folds)
     groups, _ = committee.fold_groups()
     threads_before = torch.get_num_threads()
     t0 = time.perf_counter()
@@ -147,16 +160,33 @@ def save_outputs(committee: KFoldCommittee, data: dict[str, Any], used: np.ndarr
     return writer.close(info)
 
 
-def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path) -> TurnResult:
+def _turn_graph(config: LabelloopConfig, data: dict[str, Any]) -> LabelGraph | None:
+    """The label graph of the model stage's teacher (per-fold check, inner rounds) over the training rows then the
+    pool, on the modality's features -- only when ``self_training.graph`` asks for it and something needs it."""
+    st = config.self_training
+    kinds = data["kinds"]
+    needed = (st.enabled and st.rounds) or (st.fallback and (kinds == "pseudo").any())
+    n = len(data["X_train"]) + len(data["X_pool"])
+    rate = float(np.isin(kinds, FIRM_KINDS).sum()) / max(n, 1)
+    if not needed or n < 2 or not uses_graph(st.graph, rate, st.graph_max_label_rate):
+        return None
+    X = np.concatenate([np.asarray(data["X_train"]).reshape(len(data["X_train"]), -1),
+                        np.asarray(data["X_pool"]).reshape(len(data["X_pool"]), -1)]).astype(np.float32)
+    return LabelGraph(tuple(st.n_neighbors), st.alpha).fit(X)
+
+
+def _self_train(config: LabelloopConfig, data: dict[str, Any], ckpt_dir: Path, turn: int) -> TurnResult:
     """The turn's committee (:func:`labelloop.labeling.self_train.self_train_turn`), its folds spread as tasks."""
     st = config.self_training
     result = self_train_turn(
-        lambda X, Y, w, ids=None, augmented=None: fit_committee(build_committee(config), X, Y, w, ids, augmented),
+        lambda X, Y, w, ids=None, augmented=None, folds=None: fit_committee(build_committee(config), X, Y, w, ids,
+                                                                           augmented, folds),
         lambda committee, X: predict_pool(committee, X, embed=False)[0],
         data["X_train"], data["Y"], data["weight"], data["kinds"], data["labels"], data["train_ids"], data["X_pool"],
         rounds=st.rounds if st.enabled else 0, fallback=st.fallback, threshold=st.threshold,
         min_threshold=st.min_threshold, min_agreement=st.min_agreement, step=st.step,
-        budget=config.selection.pseudo_budget, min_rows=config.training.folds, augmented=data.get("augmented"))
+        budget=config.selection.pseudo_budget, min_rows=config.training.folds, augmented=data.get("augmented"),
+        graph=_turn_graph(config, data), turn=turn)
     if result.info["fallback"]:
         print(f"model: pseudo-labels do not help ({result.info['fallback_reason']}); supervised-only committee this turn")
     if ckpt_dir is not None:  # only the chosen committee's folds are written (candidates train without files)
@@ -195,7 +225,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         fit_part: list[tuple[str, np.ndarray, np.ndarray]] = []
         if outputs is None:
             data = prepare_training_task(config, store, resolution, mask)
-            turn = _self_train(config, data, ckpt_dir)
+            turn = _self_train(config, data, ckpt_dir, model_turn(store, dataset, run_id))
             committee, info, used = turn.committee, turn.info, turn.used
             info.update(version=version, source=source, model=config.training.model, n_splits=committee.n_splits,
                         temperature=committee.temperature_, fold_scores=committee.fold_scores_,

@@ -19,9 +19,15 @@ Each piece works alone on plain arrays (library code: no Prefect here):
 - :func:`pseudo_labels_help` -- the fallback rule: pseudo-labels are kept only
   when the committee trained with them is at least as accurate on the
   out-of-fold firm labels as the committee trained without them.
-- :class:`SelfTrainingCommittee` -- the loop around *the* committee of the
-  model stage (``labelloop.models.ensemble.KFoldCommittee`` or any estimator
-  with ``oof_proba_`` and ``predict_proba_members``): fit, select, refit;
+- :func:`teach` -- THE teacher of the loop: the committee's members mixed with
+  label spreading (weight measured on held-out firm labels), members and graph
+  voting, :func:`select_pseudo_labels` at the loop's :func:`pace`. The route
+  stage (:func:`teach_from_outputs`, on the committee's stored outputs), the
+  model stage's inner rounds and :class:`SelfTrainingCommittee` all call it.
+- :class:`SelfTrainingCommittee` -- the pipeline's loop in memory, as a
+  scikit-learn estimator: the model stage
+  (:func:`labelloop.labeling.self_train.self_train_turn`) and the route
+  stage's selection (:func:`teach_from_outputs`), turn after turn;
   ``termination_condition_`` says why it stopped, ``fallback_`` whether the
   pseudo-labels were kept.
 """
@@ -29,7 +35,7 @@ Each piece works alone on plain arrays (library code: no Prefect here):
 from __future__ import annotations
 
 import numbers
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,6 +57,13 @@ __all__ = [
     "select_pseudo_labels",
     "FallbackDecision",
     "pseudo_labels_help",
+    "uses_graph",
+    "pace",
+    "committee_views",
+    "graph_held_out",
+    "Teaching",
+    "teach",
+    "teach_from_outputs",
     "SelfTrainingCommittee",
 ]
 
@@ -595,69 +608,249 @@ def pseudo_labels_help(y_firm: ArrayLike, oof_without: ArrayLike, oof_with: Arra
                             f"pseudo-labels {sign} {100 * acc_wo:.1f} % without")
 
 
-# ---------------------------------------------------------------- the loop
-class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
-    """Self-training around the model stage's k-fold committee, with class-balanced pseudo-labels.
+# ---------------------------------------------------------------- the teacher
+def uses_graph(mode: str | bool, label_rate: float, max_label_rate: float) -> bool:
+    """Whether the label-spreading graph joins the teacher: ``on`` / ``True``, or ``auto`` up to a label rate.
 
-    Round 0 fits the committee on the labels alone (the supervised baseline).
-    Each later round, the teacher -- the committee's mean probability, joined
-    by a :class:`LabelGraph` at low label rates -- scores the unlabeled items,
-    :func:`select_pseudo_labels` re-decides the whole pseudo-label set (the
-    committee members and the graph vote for agreement), and a fresh clone of
-    the committee is fitted on labels + pseudo-labels (weighted by confidence).
-    At the end :func:`pseudo_labels_help` compares the out-of-fold accuracy on
-    the given labels with and without the pseudo-labels; with ``fallback`` the
-    supervised committee is kept when they did not help.
+    >>> uses_graph("auto", 0.02, 0.5), uses_graph("auto", 0.8, 0.5), uses_graph("off", 0.02, 0.5)
+    (True, False, False)
+    """
+    if mode not in ("auto", "on", "off", True, False):
+        raise ValueError(f"graph must be 'auto', 'on' or 'off', got {mode!r}")
+    return mode in ("on", True) or (mode == "auto" and label_rate <= max_label_rate)
+
+
+def pace(step: float, turn: int, rounds: int = 0, round_: int | None = None) -> float:
+    """Share of each class's estimated mass a selection may take: ``min(1, step * n)``.
+
+    ``n`` numbers the loop's selections: turn ``t`` (1, 2, ...) makes ``rounds``
+    inner selections in the model stage (``round_`` = 1 .. ``rounds``) and one in
+    the route stage (``round_=None``), so ``n = (t - 1) * (rounds + 1) + round_``
+    and ``t * (rounds + 1)`` for the route. The pseudo-label set grows as the
+    committee that chooses it has been trained more often, whichever stage chooses.
+
+    >>> pace(0.5, 1), pace(0.5, 2), pace(0.25, 1, rounds=2, round_=2), pace(0.25, 1, rounds=2)
+    (0.5, 1.0, 0.5, 0.75)
+    """
+    if turn < 1:
+        raise ValueError(f"turn must be >= 1, got {turn}")
+    n = (turn - 1) * (rounds + 1) + (rounds + 1 if round_ is None else round_)
+    return float(min(1.0, step * n))
+
+
+def committee_views(oof: ArrayLike, pool_members: ArrayLike) -> tuple[NDArray, NDArray, NDArray]:
+    """The committee's stored outputs as the teacher reads them, over trained items then the pool.
+
+    Returns ``(proba (n, C), members (k, n, C), held_out (n, C))``: a trained
+    item's one opinion is its out-of-fold row, which every member "says" (no
+    disagreement to report) and which is uniform where it has none; ``held_out``
+    keeps the out-of-fold rows as they are (NaN where none, and for the pool).
+
+    >>> p, m, h = committee_views(np.array([[0.9, 0.1], [np.nan, np.nan]]), np.full((3, 1, 2), 0.5))
+    >>> p.tolist(), m.shape, np.isnan(h).all(axis=1).tolist()
+    ([[0.9, 0.1], [0.5, 0.5], [0.5, 0.5]], (3, 3, 2), [False, True, True])
+    """
+    oof = np.asarray(oof, np.float64)
+    pool = np.asarray(pool_members, np.float32)
+    k, _, c = pool.shape
+    seen = np.where(np.isnan(oof[:, :1]), 1.0 / c, oof)
+    members = np.concatenate([np.broadcast_to(seen.astype(np.float32), (k, len(oof), c)), pool], axis=1)
+    proba = np.concatenate([seen, pool.mean(0, dtype=np.float64)])
+    held_out = np.concatenate([oof, np.full((pool.shape[1], c), np.nan)])
+    return proba, members, held_out
+
+
+def graph_held_out(graph: LabelGraph, seeds: ArrayLike, n_classes: int, seed: int = 0) -> NDArray[np.float64]:
+    """Held-out graph predictions ``(n_seeded, C)`` of the seeded items: spread from one half, score the other."""
+    seeds = np.asarray(seeds, np.int64)
+    lab = np.flatnonzero(seeds >= 0)
+    order = np.random.default_rng(seed).permutation(len(lab))
+    out = np.full((len(lab), n_classes), np.nan)
+    for held in (order[::2], order[1::2]):
+        s = seeds.copy()
+        s[lab[held]] = -1
+        out[held] = graph.spread(s, n_classes)[lab[held]]
+    return out
+
+
+class Teaching(NamedTuple):
+    """What :func:`teach` decided: the pseudo-labels (positions into its arrays) and the teacher behind them."""
+
+    pseudo: PseudoLabels
+    proba: NDArray[np.float64]
+    """The teacher's probabilities ``(n, C)``: committee and graph mixed."""
+    prior: NDArray[np.float64]
+    committee_weight: float
+    """The committee's share of the mixture (1.0 without the graph)."""
+    graph: bool
+    """Whether label spreading joined the committee."""
+
+
+def teach(
+    members: ArrayLike,
+    seeds: ArrayLike,
+    held_out: ArrayLike,
+    graph: LabelGraph | None = None,
+    candidates: ArrayLike | None = None,
+    *,
+    threshold: float = 0.9,
+    min_threshold: float = 0.5,
+    min_agreement: float = 0.8,
+    step: float = 1.0,
+    budget: int | None = None,
+    max_share_gap: float = 0.05,
+) -> Teaching:
+    """THE teacher of the loop: the committee (joined by the label graph) chooses class-balanced pseudo-labels.
+
+    The route stage, the model stage's inner rounds and :class:`SelfTrainingCommittee` all call this.
+    The committee's mean probability is mixed with label spreading from the seeds
+    over ``graph``; the committee's weight is the one whose mixture of the two
+    *held-out* predictions of the seeded items has the lowest log loss (measured,
+    not assumed). The members and the graph vote for agreement, and
+    :func:`select_pseudo_labels` picks among ``candidates`` at pace ``step``.
+
+    Parameters
+    ----------
+    members : array (k, n, C)
+        Committee members' probabilities of the ``n`` items (the graph's items, in its order).
+    seeds : array (n,)
+        Firm labels (class ids), -1 elsewhere.
+    held_out : array (n, C)
+        The committee's out-of-fold probabilities, read at the seeded rows (NaN rows: none).
+    graph : LabelGraph, optional
+        Fitted on the same ``n`` items; ``None``: the committee alone.
+    candidates : bool mask (n,), optional
+        Items that may be pseudo-labeled; default every unseeded item (seeded items never are).
+    threshold, min_threshold, min_agreement, step, budget, max_share_gap
+        The selection rule (:func:`select_pseudo_labels`); ``step`` from :func:`pace`.
+    """
+    M = np.asarray(members)
+    if M.ndim != 3:
+        raise ValueError(f"members must be 3-d (n_members, n_items, n_classes), got shape {M.shape}")
+    _, n, c = M.shape
+    seeds = np.asarray(seeds, np.int64)
+    H = np.asarray(held_out, np.float64)
+    if seeds.shape != (n,) or H.shape != (n, c):
+        raise ValueError(f"seeds {seeds.shape} and held_out {H.shape} must be ({n},) and ({n}, {c}) like members")
+    firm = seeds >= 0
+    cand = ~firm if candidates is None else np.asarray(candidates, bool) & ~firm
+    y_firm = seeds[firm]
+    T = M.mean(axis=0, dtype=np.float64)
+    voters, weight = M, 1.0
+    use = graph is not None and len(np.unique(y_firm)) >= 2
+    if use:
+        spread = graph.spread(seeds, c)
+        weight = _mixture_weight(y_firm, H[firm], graph_held_out(graph, seeds, c))
+        T = weight * T + (1 - weight) * spread
+        voters = np.concatenate([M, spread[None].astype(M.dtype)])
+    prior = estimate_prior(y_firm, T[cand], c)
+    sel = select_pseudo_labels(T, voters, prior=prior, n_labeled_per_class=np.bincount(y_firm, minlength=c),
+                               threshold=threshold, min_agreement=min_agreement, step=step, budget=budget,
+                               min_threshold=min_threshold, max_share_gap=max_share_gap, exclude=~cand)
+    return Teaching(sel, T, prior, float(weight), use)
+
+
+# ---------------------------------------------------------------- the loop
+def teach_from_outputs(
+    oof: ArrayLike,
+    pool_members: ArrayLike,
+    seeds: ArrayLike,
+    features: ArrayLike | None,
+    *,
+    turn: int = 1,
+    rounds: int = 0,
+    step: float = 0.5,
+    graph: str | bool = "auto",
+    graph_max_label_rate: float = 0.5,
+    n_neighbors: int | Sequence[int] = (5, 10),
+    alpha: float = 0.99,
+    knn: tuple[NDArray, NDArray] | None = None,
+    **rule: Any,
+) -> Teaching:
+    """The route stage's pseudo-labels from the committee's stored outputs (the pipeline and
+    :class:`SelfTrainingCommittee` both decide through this one call).
+
+    ``oof`` (n_trained, C) and ``pool_members`` (k, n_pool, C) as the model stage stored them; ``seeds``
+    (n_trained + n_pool,) the firm labels in that order (-1 elsewhere); ``features`` the graph's space (the
+    stored embeddings), ``knn`` its precomputed :func:`knn_graph`. Turn ``turn``'s route selection is paced by
+    :func:`pace`; ``rule``: ``threshold``, ``min_threshold``, ``min_agreement``, ``budget``, ``max_share_gap``.
+    """
+    _, members, held_out = committee_views(oof, pool_members)
+    seeds = np.asarray(seeds, np.int64)
+    label_graph = None
+    F = None if features is None else np.asarray(features, np.float32)
+    if (F is not None and F.ndim == 2 and F.shape[1] > 0 and len(F) >= 2
+            and uses_graph(graph, float((seeds >= 0).mean()), graph_max_label_rate)):
+        ks = (n_neighbors,) if isinstance(n_neighbors, numbers.Integral) else tuple(n_neighbors)
+        label_graph = LabelGraph(ks, alpha).fit(F, knn)
+    return teach(members, seeds, held_out, label_graph, step=pace(step, turn, rounds), **rule)
+
+
+class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
+    """The pipeline's self-training loop in memory, as a scikit-learn estimator.
+
+    ``fit`` runs the loop's turns on one array: the model stage
+    (:func:`labelloop.labeling.self_train.self_train_turn`: the committee on the
+    labels and the standing pseudo-labels, weighted by their confidence, kept only
+    when a per-fold check says they help; ``rounds`` inner rounds) -> the route
+    stage's selection (:func:`teach_from_outputs` on the committee's out-of-fold
+    and pool probabilities, the committee mixed with label spreading) -> the next
+    turn. These are the functions the pipeline's stages call, with the same
+    parameters (:meth:`from_config`), so what this estimator scores is what a
+    pipeline user gets.
 
     Parameters
     ----------
     committee : estimator
-        Cloned every round. Needs ``fit(X, y, sample_weight=...)``,
-        ``oof_proba_`` (out-of-fold probabilities of the fitted rows, NaN rows
-        allowed) and ``predict_proba_members(X) -> (m, n, C)``; default
+        Cloned for every fit. Needs ``fit(X, y, sample_weight=...)``, ``oof_proba_``
+        and ``predict_proba_members(X) -> (m, n, C)``; the per-fold fallback check also
+        needs ``folds_``, ``prepare``, ``fold_groups``, ``fit_group`` and ``finish``
+        (as :class:`~labelloop.models.ensemble.KFoldCommittee` has); default
         ``KFoldCommittee(model="logreg")``.
-    rounds : int, default=3
-        Fit -> select rounds after the supervised one.
-    threshold, min_threshold, min_agreement, max_share_gap
-        The selection rule (:func:`select_pseudo_labels`).
-    step : float, default=0.5
-        Share of each class's estimated unlabeled mass added to its quota per round, in (0, 1].
-    graph : {"auto", True, False}, default="auto"
-        Use the graph teacher; ``"auto"``: when at most ``graph_max_label_rate`` of the items are labeled.
+    turns : int, default=3
+        Route-stage selections (each followed by a model stage that trains on them).
+    rounds : int, default=0
+        Inner rounds of each model stage (``self_training.rounds``).
+    threshold, min_threshold, min_agreement, step, max_share_gap, budget
+        The selection rule (:func:`select_pseudo_labels`) and its pace (:func:`pace`); ``budget`` is
+        ``selection.pseudo_budget``.
+    graph : {"auto", "on", "off"} (or True / False), default="auto"
     graph_max_label_rate : float, default=0.5
     n_neighbors : int or tuple of int, default=(5, 10)
     alpha : float, default=0.99
     fallback : bool, default=True
-        Keep the supervised committee when the pseudo-labels do not help.
+        Keep the supervised committee when the standing pseudo-labels do not help.
     n_classes : int, optional
         Number of classes (default: the largest label + 1).
 
     Attributes
     ----------
     classes_ : ndarray (C,)
-    committee_ : the final committee (the student, or the supervised one after a fallback)
-    supervised_ : the round-0 committee (labels only)
-    graph_ : LabelGraph or None
-    transduction_ : ndarray (n,), the given or pseudo label of every item, -1 where none
-    pseudo_confidence_ : ndarray (n,), teacher confidence of pseudo-labels (NaN elsewhere)
-    n_iter_ : int, rounds run after the supervised one
+    committee_ : the final committee (the last turn's; the supervised one after a fallback)
+    supervised_ : the committee on the labels only
+    transduction_ : ndarray (n,), the given label or the pseudo-label the final committee trained on, -1 where none
+    pseudo_confidence_ : ndarray (n,), teacher confidence of those pseudo-labels (NaN elsewhere)
+    n_iter_ : int, route-stage selections made
     termination_condition_ : {"no_change", "max_iter", "all_labeled"}
-        ``no_change`` only when a round neither adds, drops nor relabels a pseudo-label.
-    fallback_ : FallbackDecision or None (None when no pseudo-label was ever chosen)
-    check_ : {"per-fold", "optimistic"}, how the fallback was checked: on folds whose pseudo-labels never saw their
-        held-out labels (committees that expose their folds), or on the student's own out-of-fold rows
-    history_ : list of dict per round (n_pseudo, n_new, n_dropped, n_relabeled, class_counts, prior, oof_accuracy)
+        ``no_change`` only when a selection neither adds, drops nor relabels a pseudo-label.
+    fallback_ : FallbackDecision or None, the last model stage's check of its standing pseudo-labels
+        (None when it had none)
+    check_ : {"per-fold", "optimistic"} or None, how that check ran
+    history_ : list of dict per selection (n_pseudo, n_new, n_dropped, n_relabeled, class_counts, prior,
+        committee_weight, pace, and the model stage before it: fallback, check)
     """
 
     def __init__(
         self,
         committee: Any = None,
-        rounds: int = 3,
+        turns: int = 3,
+        rounds: int = 0,
         threshold: float = 0.9,
         min_threshold: float = 0.5,
         min_agreement: float = 0.8,
         step: float = 0.5,
         max_share_gap: float = 0.05,
+        budget: int | None = None,
         graph: str | bool = "auto",
         graph_max_label_rate: float = 0.5,
         n_neighbors: int | tuple[int, ...] = (5, 10),
@@ -666,18 +859,31 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
         n_classes: int | None = None,
     ):
         self.committee = committee
+        self.turns = turns
         self.rounds = rounds
         self.threshold = threshold
         self.min_threshold = min_threshold
         self.min_agreement = min_agreement
         self.step = step
         self.max_share_gap = max_share_gap
+        self.budget = budget
         self.graph = graph
         self.graph_max_label_rate = graph_max_label_rate
         self.n_neighbors = n_neighbors
         self.alpha = alpha
         self.fallback = fallback
         self.n_classes = n_classes
+
+    @classmethod
+    def from_config(cls, config: Any, committee: Any = None, **overrides: Any) -> "SelfTrainingCommittee":
+        """The estimator a pipeline with this :class:`~labelloop.config.LabelloopConfig` runs (its
+        ``self_training`` section and ``selection.pseudo_budget``)."""
+        st = config.self_training
+        params = dict(threshold=st.threshold, min_threshold=st.min_threshold, min_agreement=st.min_agreement,
+                      step=st.step, rounds=st.rounds, fallback=st.fallback, graph=st.graph,
+                      graph_max_label_rate=st.graph_max_label_rate, n_neighbors=tuple(st.n_neighbors),
+                      alpha=st.alpha, budget=config.selection.pseudo_budget, n_classes=len(config.dataset.classes))
+        return cls(committee, **{**params, **overrides})
 
     def _check_params(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -688,10 +894,11 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
             raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
         if not 0.0 < self.step <= 1.0:
             raise ValueError(f"step must be in (0, 1], got {self.step}")
-        if not isinstance(self.rounds, numbers.Integral) or self.rounds < 1:
-            raise ValueError(f"rounds must be an integer >= 1, got {self.rounds!r}")
-        if self.graph not in ("auto", True, False):
-            raise ValueError(f"graph must be 'auto', True or False, got {self.graph!r}")
+        if not isinstance(self.turns, numbers.Integral) or self.turns < 1:
+            raise ValueError(f"turns must be an integer >= 1, got {self.turns!r}")
+        if not isinstance(self.rounds, numbers.Integral) or self.rounds < 0:
+            raise ValueError(f"rounds must be an integer >= 0, got {self.rounds!r}")
+        uses_graph(self.graph, 0.0, 0.0)  # validates the mode
 
     def _new_committee(self) -> Any:
         if self.committee is None:
@@ -700,11 +907,21 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
             return KFoldCommittee(model="logreg")
         return clone(self.committee)
 
-    def _fit_committee(self, X: NDArray, rows: NDArray, y: NDArray, w: NDArray) -> Any:
+    def _fit_committee(self, X: NDArray, Y: NDArray, w: NDArray, item_ids: NDArray | None = None,
+                       augmented: Any = None, folds: list | None = None) -> Any:
+        """The model stage's ``fit``: a fresh committee; the labels-only one is fitted once and reused."""
+        from labelloop.labeling.self_train import fit_on_folds
+
+        supervised = folds is None and item_ids is not None and bool(np.isin(item_ids, self._labeled).all())
+        if supervised and getattr(self, "supervised_", None) is not None and len(item_ids) == len(self._labeled):
+            return self.supervised_
         model = self._new_committee()
         if "n_classes" in model.get_params():
             model.set_params(n_classes=self.n_classes_)
-        return model.fit(X[rows], y, sample_weight=w)
+        model = fit_on_folds(model, X, Y, w, augmented=augmented, folds=folds)
+        if supervised and len(item_ids) == len(self._labeled):
+            self.supervised_ = model
+        return model
 
     def _members(self, model: Any, X: NDArray) -> NDArray[np.float64]:
         M = np.asarray(model.predict_proba_members(X), dtype=np.float64)
@@ -712,12 +929,24 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
         out[:, :, np.asarray(model.classes_, dtype=np.int64)] = M
         return out
 
+    def select_from_outputs(self, oof: ArrayLike, pool_members: ArrayLike, seeds: ArrayLike,
+                            features: ArrayLike | None, turn: int = 1, knn: Any = None) -> Teaching:
+        """The route stage's selection with this estimator's parameters (what :meth:`fit` does between turns)."""
+        return teach_from_outputs(
+            oof, pool_members, seeds, features, turn=turn, rounds=self.rounds, step=self.step, graph=self.graph,
+            graph_max_label_rate=self.graph_max_label_rate, n_neighbors=self.n_neighbors, alpha=self.alpha, knn=knn,
+            threshold=self.threshold, min_threshold=self.min_threshold, min_agreement=self.min_agreement,
+            budget=self.budget, max_share_gap=self.max_share_gap)
+
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
             graph_features: ArrayLike | None = None) -> "SelfTrainingCommittee":
         """Fit on ``X`` with ``y`` holding class ids and -1 for unlabeled items.
 
-        ``graph_features`` (n, d): what the label graph is built on (e.g. embeddings); default ``X`` flattened.
+        ``graph_features`` (n, d): the label graph's space (the pipeline uses the committee's stored
+        embeddings); default ``X`` flattened.
         """
+        from labelloop.labeling.self_train import self_train_turn
+
         self._check_params()
         X = np.asarray(X)
         y = np.asarray(y, dtype=np.int64)
@@ -733,139 +962,79 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
             raise TrainingError(f"self-training needs at least 2 labeled classes, got {np.unique(y[labeled]).tolist()}")
         self.n_classes_ = c
         self.classes_ = np.arange(c)
-        w_lab_all = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        lab = np.flatnonzero(labeled)
-        unl = np.flatnonzero(~labeled)
-        n_lab, w_lab = len(lab), w_lab_all[lab]
-        self.supervised_ = self._fit_committee(X, lab, y[lab], w_lab)
-        oof_without = np.asarray(self.supervised_.oof_proba_, dtype=np.float64)[:n_lab]
-        use_graph = self.graph is True or (self.graph == "auto" and labeled.mean() <= self.graph_max_label_rate)
-        self.graph_, G = None, None
-        if use_graph and len(unl):
-            F = X.reshape(len(X), -1) if graph_features is None else np.asarray(graph_features)
-            self.graph_ = LabelGraph(self.n_neighbors, self.alpha).fit(F)
-            G = self.graph_.spread(y, c)[unl]
-            G_oof = self._graph_oof(y, lab, c)
-        pseudo = np.full(len(unl), -1, dtype=np.int64)
-        pseudo_conf = np.full(len(unl), np.nan)
-        current, oof_with = self.supervised_, None
-        self.history_ = []
-        self.n_iter_ = 0
+        n = len(y)
+        w_all = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        F = X.reshape(n, -1) if graph_features is None else np.asarray(graph_features).reshape(n, -1)
+        lab, unl = np.flatnonzero(labeled), np.flatnonzero(~labeled)
+        self._labeled = lab
+        self.supervised_ = None
+        eye = np.eye(c, dtype=np.float32)
+        use_graph = len(unl) > 0 and uses_graph(self.graph, float(labeled.mean()), self.graph_max_label_rate)
+        pseudo, conf = np.full(n, -1, np.int64), np.full(n, np.nan)  # the standing pseudo-labels
+        self.history_, self.n_iter_ = [], 0
         self.termination_condition_ = "all_labeled" if len(unl) == 0 else "max_iter"
-        for it in range(1, self.rounds + 1 if len(unl) else 1):
-            self.n_iter_ = it
-            M = self._members(current, X[unl])
-            n_train = n_lab + int((pseudo >= 0).sum())
-            if G is not None:
-                # How much to trust the committee against the graph is measured, not assumed: the weight whose
-                # mixture of the two held-out predictions has the lowest log loss on the given labels.
-                oof_now = oof_without if oof_with is None else oof_with
-                wc = _mixture_weight(y[lab], oof_now, G_oof)
-                record_w = wc
-                T = wc * M.mean(axis=0) + (1 - wc) * G
-                voters = np.concatenate([M, G[None]])
-            else:
-                T, voters = M.mean(axis=0), M
-                record_w = 1.0
-            prior = estimate_prior(y[lab], T, c)
-            sel = select_pseudo_labels(T, voters, prior=prior, n_labeled_per_class=np.bincount(y[lab], minlength=c),
-                                       threshold=self.threshold, min_agreement=self.min_agreement,
-                                       step=min(1.0, self.step * it), min_threshold=self.min_threshold,
-                                       max_share_gap=self.max_share_gap)
-            new = np.full(len(unl), -1, dtype=np.int64)
-            new[sel.index] = sel.label
+        for t in range(1, self.turns + 2):
+            # The model stage: labels + standing pseudo-labels (weighted by confidence), the rest is the pool.
+            rows = np.r_[lab, np.flatnonzero(pseudo >= 0)]
+            rest = np.setdiff1d(np.arange(n), rows)
+            labels = np.where(labeled, y, pseudo)[rows]
+            kinds = np.where(labeled[rows], "gold", "pseudo")
+            weight = np.where(labeled[rows], w_all[rows], conf[rows]).astype(np.float32)
+            graph = None
+            if use_graph and (self.rounds or (self.fallback and len(rows) > len(lab))):
+                graph = LabelGraph(self.n_neighbors, self.alpha).fit(F[np.r_[rows, rest]])
+            turn = self_train_turn(
+                self._fit_committee, self._members, X[rows], eye[labels], weight, kinds, labels, rows, X[rest],
+                rounds=self.rounds, fallback=self.fallback, threshold=self.threshold,
+                min_threshold=self.min_threshold, min_agreement=self.min_agreement, step=self.step,
+                budget=self.budget, max_share_gap=self.max_share_gap, min_rows=2, graph=graph, turn=t)
+            if self.supervised_ is None:
+                self._fit_committee(X[lab], eye[y[lab]], w_all[lab].astype(np.float32), lab)
+            committee = turn.committee
+            if t > self.turns or len(unl) == 0:
+                break
+            # The route stage: pseudo-labels re-decided from the committee's out-of-fold and pool probabilities.
+            trained = rows[turn.used]
+            pool = np.setdiff1d(np.arange(n), trained)
+            order = np.r_[trained, pool]
+            oof = np.asarray(committee.oof_proba_, np.float64)[: len(trained)]
+            taught = self.select_from_outputs(oof, self._members(committee, X[pool]),
+                                              np.where(labeled, y, -1)[order], F[order], turn=t)
+            new = np.full(n, -1, np.int64)
+            chosen = order[taught.pseudo.index]
+            new[chosen] = taught.pseudo.label
             n_new = int(((new >= 0) & (pseudo < 0)).sum())
             n_dropped = int(((new < 0) & (pseudo >= 0)).sum())
             n_relabeled = int(((new >= 0) & (pseudo >= 0) & (new != pseudo)).sum())
-            record = {"iter": it, "n_pseudo": len(sel.index), "n_new": n_new, "n_dropped": n_dropped,
-                      "n_relabeled": n_relabeled, "class_counts": np.bincount(sel.label, minlength=c).tolist(),
-                      "prior": prior.round(4).tolist(), "committee_weight": round(float(record_w), 3)}
-            self.history_.append(record)
+            self.n_iter_ = t
+            self.history_.append({
+                "iter": t, "n_pseudo": len(chosen), "n_new": n_new, "n_dropped": n_dropped,
+                "n_relabeled": n_relabeled, "class_counts": np.bincount(taught.pseudo.label, minlength=c).tolist(),
+                "prior": taught.prior.round(4).tolist(), "committee_weight": round(taught.committee_weight, 3),
+                "pace": pace(self.step, t, self.rounds), "fallback": bool(turn.info["fallback"]),
+                "check": turn.info.get("check"), "oof_accuracy": _accuracy(y[trained[labeled[trained]]],
+                                                                            oof[labeled[trained]]),
+            })
             if n_new == 0 and n_dropped == 0 and n_relabeled == 0:
                 self.termination_condition_ = "no_change"
                 break
             pseudo = new
-            pseudo_conf = np.full(len(unl), np.nan)
-            pseudo_conf[sel.index] = sel.confidence
-            chosen = np.flatnonzero(pseudo >= 0)
-            if len(chosen) == 0:
-                current, oof_with = self.supervised_, None
-                continue
-            current = self._fit_committee(
-                X, np.concatenate([lab, unl[chosen]]), np.concatenate([y[lab], pseudo[chosen]]),
-                np.concatenate([w_lab, pseudo_conf[chosen]]),
-            )
-            oof_with = np.asarray(current.oof_proba_, dtype=np.float64)[:n_lab]
-            record["oof_accuracy"] = _accuracy(y[lab], oof_with)
-        self.fallback_ = None
-        self.committee_ = current
-        if oof_with is not None:
-            # The student's out-of-fold rows are optimistic: its pseudo-labels came from a teacher that saw every
-            # label. Where the committee lets us, check on folds whose pseudo-labels never saw their held-out labels.
-            honest = self._unleaked_oof(X, y, lab, unl, pseudo, w_lab, c)
-            self.check_ = "per-fold" if honest is not None else "optimistic"
-            self.fallback_ = pseudo_labels_help(y[lab], oof_without, oof_with if honest is None else honest)
-            if self.fallback and not self.fallback_.use_pseudo:
-                self.committee_ = self.supervised_
-                pseudo[:] = -1
-                pseudo_conf[:] = np.nan
-        self.transduction_ = y.copy()
-        self.transduction_[unl] = pseudo
-        self.pseudo_confidence_ = np.full(len(y), np.nan)
-        self.pseudo_confidence_[unl] = pseudo_conf
+            conf = np.full(n, np.nan)
+            conf[chosen] = taught.pseudo.confidence
+        self.committee_ = committee
+        self.fallback_ = turn.decision
+        self.check_ = turn.info.get("check")
+        # What the final committee trained on: the labels, its standing pseudo-labels (none after a fallback)
+        # and its inner rounds' pseudo-labels.
+        self.transduction_ = np.where(labeled, y, -1)
+        self.pseudo_confidence_ = np.full(n, np.nan)
+        kept = rows[turn.used][~labeled[rows[turn.used]]]
+        self.transduction_[kept] = pseudo[kept]
+        self.pseudo_confidence_[kept] = conf[kept]
+        inner = rest[turn.extra]
+        self.transduction_[inner] = turn.extra_labels
+        self.pseudo_confidence_[inner] = turn.extra_confidence
         return self
-
-    def _unleaked_oof(self, X: NDArray, y: NDArray, lab: NDArray, unl: NDArray, pseudo: NDArray,
-                      w_lab: NDArray, c: int) -> NDArray[np.float64] | None:
-        """Out-of-fold probabilities of the labeled items from a committee whose fold ``k`` trains on its labels
-        plus pseudo-labels chosen by a teacher that never saw fold ``k``'s held-out labels.
-
-        Teacher ``k``: the supervised member ``k`` (trained without fold ``k``) mixed with the graph spread from
-        the labels outside fold ``k`` (the committee weight measured on held-out predictions, as in round 1);
-        it picks per class as many pseudo-labels as the final selection has. ``None`` when the committee does not
-        expose its folds (``prepare`` / ``fit_group`` / ``finish``, as :class:`KFoldCommittee` does).
-        """
-        sup = self.supervised_
-        if not all(hasattr(sup, a) for a in ("folds_", "prepare", "fit_group", "finish", "fold_groups")):
-            return None
-        chosen = pseudo >= 0
-        quotas = np.bincount(pseudo[chosen], minlength=c)
-        members = self._members(sup, X[unl])
-        rows_X, rows_y, rows_w, folds = [X[lab]], [y[lab]], [w_lab], []
-        start = len(lab)
-        for k, (train, val) in enumerate(sup.folds_):
-            teacher = members[k]
-            if self.graph_ is not None:
-                seeds = y.copy()
-                seeds[lab[val]] = -1
-                G = self.graph_.spread(seeds, c)[unl]
-                wc = self.history_[0].get("committee_weight", 1.0) if self.history_ else 1.0
-                teacher = wc * teacher + (1 - wc) * G
-            idx, labels = class_balanced_select(teacher, quotas)
-            rows_X.append(X[unl[idx]])
-            rows_y.append(labels)
-            rows_w.append(teacher[idx, labels])
-            folds.append((np.r_[train, np.arange(start, start + len(idx))], np.asarray(val)))
-            start += len(idx)
-        check = self._new_committee()
-        if "n_classes" in check.get_params():
-            check.set_params(n_classes=self.n_classes_)
-        Xc, Yc, wc_ = check.prepare(np.concatenate(rows_X), np.concatenate(rows_y), np.concatenate(rows_w))
-        check.folds_ = folds
-        groups, _ = check.fold_groups()
-        check.finish(Xc, Yc, wc_, [check.fit_group(Xc, Yc, wc_, g) for g in groups])
-        return np.asarray(check.oof_proba_, dtype=np.float64)[: len(lab)]
-
-    def _graph_oof(self, y: NDArray, lab: NDArray, c: int) -> NDArray[np.float64]:
-        """Held-out graph predictions of the labeled items: spread from one half of the labels, score the other."""
-        rng = np.random.default_rng(0)
-        order = rng.permutation(len(lab))
-        out = np.full((len(lab), c), np.nan)
-        for held in (order[::2], order[1::2]):
-            seeds = y.copy()
-            seeds[lab[held]] = -1
-            out[held] = self.graph_.spread(seeds, c)[lab[held]]
-        return out
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """The final committee's mean probabilities, ``(n, C)``."""

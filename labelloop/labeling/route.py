@@ -224,13 +224,18 @@ def route(
         if pl.shape != (n,):
             raise ValueError(f"pseudo_labels must have shape ({n},), got {pl.shape}")
         ok = free & (pl >= 0)
-        # rank the teacher's decisions by its probability of the decided class
+        # the teacher already balanced its decisions (and met the budget): take them as they are; only when
+        # fewer fit the budget here, cut them class-balanced, ranked by the probability of the decided class
         Q = np.zeros_like(P)
         Q[np.flatnonzero(ok), pl[ok]] = P[np.flatnonzero(ok), pl[ok]] + 1.0  # +1: any decided item beats undecided
-        quotas = np.ceil(pri / pri.sum() * min(budget_p, int(ok.sum()))).astype(np.int64)
-        sel, sel_y = class_balanced_select(Q, quotas, 0.0, exclude=~ok)
-        order = np.argsort(-Q[sel, sel_y], kind="stable")[:budget_p]  # ceil() may overshoot by < C items
-        sel, sel_y = sel[order], sel_y[order]
+        if int(ok.sum()) <= budget_p:
+            sel = np.flatnonzero(ok)
+            sel_y = pl[sel]
+        else:
+            quotas = np.ceil(pri / pri.sum() * budget_p).astype(np.int64)
+            sel, sel_y = class_balanced_select(Q, quotas, 0.0, exclude=~ok)
+            order = np.argsort(-Q[sel, sel_y], kind="stable")[:budget_p]  # ceil() may overshoot by < C items
+            sel, sel_y = sel[order], sel_y[order]
     else:
         # the one selection rule of the loop, with a fixed bar (min_threshold = threshold)
         sel, sel_y, _ = select_pseudo_labels(

@@ -1,42 +1,66 @@
-"""The model stage's self-training turn: standing pseudo-labels checked, then optional inner rounds.
+"""The model stage's self-training turn: the loop's one model step, in the pipeline and in memory.
 
 Library code (no Prefect): the caller says how to fit a fresh committee and how
 to predict a pool, so the model stage spreads fold groups and pool chunks over
-its task runner while tests pass plain functions.
+its task runner while :class:`~labelloop.labeling.pseudo.SelfTrainingCommittee`
+and tests pass plain functions.
 
 One turn (:func:`self_train_turn`):
 
-1. With standing pseudo-labels (turn t's pseudo-labels train turn t+1's
-   committee) and ``fallback``: fit the committee without them (supervised)
-   and with them -- their weights aligned to the class prior the supervised
-   committee sees (:func:`~labelloop.labeling.pseudo.prior_aligned_weights`) --
-   and keep them only when the out-of-fold accuracy on the firm labels with
-   them is >= without (:func:`~labelloop.labeling.pseudo.pseudo_labels_help`).
-2. ``rounds`` inner rounds: predict the pool, select class-balanced
-   pseudo-labels (:func:`~labelloop.labeling.pseudo.select_pseudo_labels`),
-   refit on the base rows + them, keep the round only if it does not lower the
-   out-of-fold accuracy on the firm labels; a round that adds nothing new ends
-   the loop (``no_change``).
+1. With standing pseudo-labels (turn t's route stage chose them; they train
+   turn t+1's committee) and ``fallback``: fit the committee without them
+   (supervised) and with them, and keep them only when they help
+   (:func:`~labelloop.labeling.pseudo.pseudo_labels_help`: out-of-fold accuracy
+   on the firm labels with them >= without). First on the committee trained
+   with the standing labels themselves (``info["check"] = "optimistic"``: the
+   route stage that chose them saw every firm label); where that passes and the
+   committee exposes its folds, again per fold (``"per-fold"``): fold k trains
+   on its labels plus as many pseudo-labels per class as the standing set has,
+   chosen by a teacher that never saw fold k's held-out labels (supervised
+   member k, mixed with label spreading without them). Wrong standing labels
+   fail the first check; gains that only come from the leak fail the second.
+   Kept pseudo-labels train the turn's committee, their weights aligned to the
+   class prior the supervised committee sees
+   (:func:`~labelloop.labeling.pseudo.prior_aligned_weights`).
+2. ``rounds`` inner rounds: the same teacher as the route stage
+   (:func:`~labelloop.labeling.pseudo.teach`: members, plus the label graph
+   when one is given) picks pool pseudo-labels at the loop's pace, the
+   committee is refitted on the base rows + them, and the round is kept only if
+   it does not lower the out-of-fold accuracy on the firm labels; a round that
+   adds nothing new ends the loop (``no_change``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from labelloop.labeling.pseudo import estimate_prior, prior_aligned_weights, pseudo_labels_help, select_pseudo_labels
+from labelloop.labeling.pseudo import (
+    FallbackDecision,
+    LabelGraph,
+    _mixture_weight,
+    class_balanced_select,
+    estimate_prior,
+    graph_held_out,
+    pace,
+    prior_aligned_weights,
+    pseudo_labels_help,
+    teach,
+)
 from labelloop.models.text_augment import rows_of
 from labelloop.store.kinds import FIRM_KINDS
 
-__all__ = ["firm_rows", "TurnResult", "self_train_turn"]
+__all__ = ["firm_rows", "fit_on_folds", "TurnResult", "self_train_turn"]
 
 
-# fit(X, Y, w, item_ids, augmented) -> a freshly fitted committee;  predict(committee, X) -> members (k, n, C)
+# fit(X, Y, w, item_ids=None, augmented=None, folds=None) -> a freshly fitted committee
+# predict(committee, X) -> members (k, n, C)
 FitFn = Callable[..., Any]
 PredictFn = Callable[[Any, NDArray], NDArray]
+_FOLD_API = ("folds_", "prepare", "fold_groups", "fit_group", "finish")
 
 
 def firm_rows(kinds: NDArray) -> NDArray[np.bool_]:
@@ -50,19 +74,35 @@ def firm_rows(kinds: NDArray) -> NDArray[np.bool_]:
     return firm if firm.any() else kinds != "pseudo"
 
 
+def fit_on_folds(committee: Any, X: NDArray, Y: NDArray, w: NDArray, item_ids: Any = None,
+                 augmented: Any = None, folds: Sequence[tuple[NDArray, NDArray]] | None = None) -> Any:
+    """Fit ``committee`` in this process; ``folds``: ``(train, validation)`` positions replacing its own plan."""
+    if folds is None:
+        return committee.fit(X, Y, sample_weight=w, item_ids=item_ids, augmented=augmented)
+    X, Y, w = committee.prepare(X, Y, w, item_ids)
+    committee.folds_ = list(folds)
+    groups, _ = committee.fold_groups()
+    results = [committee.fit_group(X, Y, w, g, committee.init_network(X, Y.shape[1], g), augmented) for g in groups]
+    return committee.finish(X, Y, w, results)
+
+
 @dataclass
 class TurnResult:
     """What :func:`self_train_turn` chose.
 
     ``used``: positions of the training rows the committee trained on (the
     standing pseudo-labels are left out after a fallback); ``extra``: pool
-    positions it took as inner-round pseudo-labels; ``info``: what happened,
-    for the outputs and the artifacts.
+    positions it took as inner-round pseudo-labels (``extra_labels``,
+    ``extra_confidence``); ``decision``: the check of the standing pseudo-labels
+    (None without any); ``info``: what happened, for the outputs and the artifacts.
     """
 
     committee: Any
     used: NDArray[np.int64]
     extra: NDArray[np.int64]
+    extra_labels: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    extra_confidence: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    decision: FallbackDecision | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,15 +124,19 @@ def self_train_turn(
     min_agreement: float = 0.8,
     step: float = 0.5,
     budget: int | None = None,
+    max_share_gap: float = 0.05,
     min_rows: int = 2,
     augmented: Any = None,
+    graph: LabelGraph | None = None,
+    turn: int = 1,
 ) -> TurnResult:
     """Train the turn's committee; fall back to supervised-only when the standing pseudo-labels do not help.
 
     Parameters
     ----------
     fit : callable
-        ``fit(X, Y, w, item_ids, augmented)`` -> a fresh, fitted committee with ``oof_proba_``.
+        ``fit(X, Y, w, item_ids, augmented, folds=None)`` -> a fresh, fitted committee with ``oof_proba_``
+        (``folds``: its ``(train, validation)`` positions, for the per-fold check).
     predict : callable
         ``predict(committee, X)`` -> the members' probabilities ``(k, n, C)``.
     X, Y, w, kinds, labels, item_ids : arrays over the training rows
@@ -103,34 +147,49 @@ def self_train_turn(
         Inner fit -> select rounds (0: none).
     fallback : bool, default=True
         Check standing pseudo-labels against supervised-only training.
-    threshold, min_threshold, min_agreement, step, budget
-        The selection rule (:func:`~labelloop.labeling.pseudo.select_pseudo_labels`); round ``r`` takes
-        ``min(1, step * r)`` of each class's estimated mass.
+    threshold, min_threshold, min_agreement, step, budget, max_share_gap
+        The selection rule (:func:`~labelloop.labeling.pseudo.teach`); inner round ``r`` of turn ``turn`` is
+        paced by :func:`~labelloop.labeling.pseudo.pace`.
     min_rows : int, default=2
         Non-pseudo rows needed to train the supervised committee (one per fold).
     augmented : AugmentedRows, optional
         Text copies of training rows (each trains only in its original's folds).
+    graph : LabelGraph, optional
+        Label spreading over the training rows then the pool (in that order): the graph teacher of the
+        per-fold check and the inner rounds (``self_training.graph`` decides whether there is one).
+    turn : int, default=1
+        The loop's turn (1, 2, ...), for the pace.
     """
     n_classes = Y.shape[1]
     used = np.arange(len(X))
-    info: dict[str, Any] = {"fallback": False, "fallback_reason": "", "rounds": 0, "inner_pseudo": 0,
-                            "termination": "supervised",
+    info: dict[str, Any] = {"fallback": False, "fallback_reason": "", "check": None, "rounds": 0, "inner_pseudo": 0,
+                            "termination": "supervised", "turn": int(turn),
                             "augmented_copies": len(augmented) if augmented is not None else 0}
     pseudo = kinds == "pseudo"
     firm = firm_rows(kinds)
+    decision = None
     if pseudo.any() and fallback and (~pseudo).sum() >= min_rows:
         keep = np.flatnonzero(~pseudo)
         supervised = fit(X[keep], Y[keep], w[keep], item_ids[keep], rows_of(augmented, keep))
         # Standing pseudo-labels are the confident part of the pool, not a random sample of it: align their
         # class mass to the prior the supervised committee sees over everything a person did not label.
-        seen = [predict(supervised, part).mean(0) for part in (X[pseudo], X_pool) if len(part)]
-        prior = estimate_prior(labels[keep], np.concatenate(seen), n_classes)
+        cand_members = predict(supervised, np.concatenate([X[pseudo], X_pool]) if len(X_pool) else X[pseudo])
+        prior = estimate_prior(labels[keep], cand_members.mean(0), n_classes)
         w_fit = w.copy()
         w_fit[pseudo] = prior_aligned_weights(labels[pseudo], w[pseudo], prior)
-        committee = fit(X, Y, w_fit, item_ids, augmented)
         rows = np.flatnonzero(firm & ~pseudo)
-        decision = pseudo_labels_help(labels[rows], supervised.oof_proba_[np.searchsorted(keep, rows)],
-                                      committee.oof_proba_[rows])
+        at = np.searchsorted(keep, rows)
+        committee = fit(X, Y, w_fit, item_ids, augmented)
+        # Optimistic: the committee trained with the standing pseudo-labels on its own out-of-fold rows. It checks
+        # the very labels standing, but the route stage that chose them saw every firm label.
+        decision = pseudo_labels_help(labels[rows], supervised.oof_proba_[at], committee.oof_proba_[rows])
+        info["check"] = "optimistic"
+        if decision.use_pseudo and all(hasattr(supervised, a) for a in _FOLD_API):
+            # Per fold: fold k's pseudo-labels come from a teacher that never saw fold k's held-out labels.
+            check = _per_fold_check(fit, supervised, X, Y, w, labels, keep, firm, pseudo, X_pool, cand_members,
+                                    prior, graph, augmented)
+            decision = pseudo_labels_help(labels[rows], supervised.oof_proba_[at], check[at])
+            info["check"] = "per-fold"
         info.update(acc_with_pseudo=decision.acc_with, acc_without_pseudo=decision.acc_without,
                     fallback_reason=decision.reason, termination="standing pseudo-labels kept")
         if not decision.use_pseudo:
@@ -138,52 +197,100 @@ def self_train_turn(
             info.update(fallback=True, termination="fallback: supervised-only")
     else:
         committee = fit(X, Y, w, item_ids, augmented)
-    extra = np.zeros(0, np.int64)
+    result = TurnResult(committee, used, np.zeros(0, np.int64), decision=decision, info=info)
     if rounds and len(X_pool):
-        committee, extra = _inner_rounds(fit, predict, committee, X[used], Y[used], w[used], firm[used],
-                                         pseudo[used], labels[used], X_pool, rows_of(augmented, used), info,
-                                         rounds=rounds, threshold=threshold, min_threshold=min_threshold,
-                                         min_agreement=min_agreement, step=step, budget=budget)
-    return TurnResult(committee, used, extra, info)
+        _inner_rounds(fit, predict, result, X, Y, w, firm, pseudo, labels, X_pool, rows_of(augmented, used),
+                      graph, rounds=rounds, turn=turn, step=step,
+                      rule=dict(threshold=threshold, min_threshold=min_threshold, min_agreement=min_agreement,
+                                budget=budget, max_share_gap=max_share_gap))
+    return result
 
 
-def _inner_rounds(fit: FitFn, predict: PredictFn, committee: Any, X: NDArray, Y: NDArray, w: NDArray,
+def _per_fold_check(fit: FitFn, supervised: Any, X: NDArray, Y: NDArray, w: NDArray, labels: NDArray,
+                    keep: NDArray, firm: NDArray, pseudo: NDArray, X_pool: NDArray, cand_members: NDArray,
+                    prior: NDArray, graph: LabelGraph | None, augmented: Any) -> NDArray[np.float64]:
+    """Out-of-fold probabilities of the non-pseudo rows (``keep`` order) from a committee whose fold ``k`` trains
+    on its rows plus pseudo-labels chosen by a teacher that never saw fold ``k``'s held-out labels.
+
+    Teacher ``k``: supervised member ``k`` (trained without fold ``k``), mixed with label spreading from the firm
+    labels outside fold ``k`` (the committee's weight measured on held-out predictions, as :func:`teach` does).
+    It picks per class as many pseudo-labels as the standing set has, among the items without a firm label.
+    """
+    n_classes = Y.shape[1]
+    n_rows = len(X)
+    cand_rows = np.r_[np.flatnonzero(pseudo), n_rows + np.arange(len(X_pool))]  # graph positions of the candidates
+    X_cand = np.concatenate([X[pseudo], X_pool]) if len(X_pool) else X[pseudo]
+    quotas = np.bincount(labels[pseudo], minlength=n_classes)
+    seeds = np.full(n_rows + len(X_pool), -1, np.int64)
+    seeds[np.flatnonzero(firm)] = labels[firm]
+    weight = 1.0
+    if graph is not None:
+        firm_at = np.searchsorted(keep, np.flatnonzero(firm))
+        weight = _mixture_weight(labels[firm], np.asarray(supervised.oof_proba_, np.float64)[firm_at],
+                                 graph_held_out(graph, seeds, n_classes))
+    parts_X, parts_Y, parts_w, folds = [X[keep]], [Y[keep]], [w[keep]], []
+    start = len(keep)
+    for k, (train, val) in enumerate(supervised.folds_):
+        teacher = cand_members[k].astype(np.float64)
+        if graph is not None and weight < 1.0:
+            s = seeds.copy()
+            s[keep[val]] = -1
+            teacher = weight * teacher + (1 - weight) * graph.spread(s, n_classes)[cand_rows]
+        idx, lab = class_balanced_select(teacher, quotas)
+        parts_X.append(X_cand[idx])
+        parts_Y.append(np.eye(n_classes, dtype=Y.dtype)[lab])
+        parts_w.append(prior_aligned_weights(lab, teacher[idx, lab], prior))
+        folds.append((np.r_[train, np.arange(start, start + len(idx))], np.asarray(val)))
+        start += len(idx)
+    check = fit(np.concatenate(parts_X), np.concatenate(parts_Y), np.concatenate(parts_w).astype(np.float32),
+                None, rows_of(augmented, keep), folds=folds)
+    return np.asarray(check.oof_proba_, np.float64)[: len(keep)]
+
+
+def _inner_rounds(fit: FitFn, predict: PredictFn, result: TurnResult, X: NDArray, Y: NDArray, w: NDArray,
                   firm: NDArray, pseudo: NDArray, labels: NDArray, X_pool: NDArray, augmented: Any,
-                  info: dict[str, Any], *, rounds: int, threshold: float, min_threshold: float,
-                  min_agreement: float, step: float, budget: int | None) -> tuple[Any, NDArray[np.int64]]:
+                  graph: LabelGraph | None, *, rounds: int, turn: int, step: float, rule: dict[str, Any]) -> None:
     """Fit -> select -> refit within the turn; each round re-decides the whole inner pseudo-label set."""
     n_classes = Y.shape[1]
-    base_firm, base_pseudo = np.flatnonzero(firm), np.flatnonzero(pseudo)
-    extra = np.zeros(0, np.int64)
+    used, info = result.used, result.info
+    n_rows, n_pool = len(X), len(X_pool)
+    base_firm, base_pseudo = np.flatnonzero(firm[used]), np.flatnonzero(pseudo[used])
+    Xu, Yu, wu, lu = X[used], Y[used], w[used], labels[used]
+    # The teacher's arrays span the graph's items: the training rows, then the pool (only the pool is a candidate).
+    seeds = np.full(n_rows + n_pool, -1, np.int64)
+    seeds[used[base_firm]] = lu[base_firm]
+    candidates = np.r_[np.zeros(n_rows, bool), np.ones(n_pool, bool)]
     for r in range(1, rounds + 1):
-        members = predict(committee, X_pool)
-        pool_proba = members.mean(0)
-        counts = np.bincount(labels[base_firm], minlength=n_classes)
-        sel = select_pseudo_labels(pool_proba, members, n_labeled_per_class=counts, threshold=threshold,
-                                   min_agreement=min_agreement, step=min(1.0, step * r), budget=budget,
-                                   min_threshold=min_threshold)
-        idx = np.asarray(sel.index, np.int64)
-        if len(idx) == 0 or np.array_equal(np.sort(idx), np.sort(extra)):
+        committee = result.committee
+        pool_members = predict(committee, X_pool)
+        members = np.zeros((pool_members.shape[0], n_rows + n_pool, n_classes), pool_members.dtype)
+        members[:, n_rows:] = pool_members
+        held_out = np.full((n_rows + n_pool, n_classes), np.nan)
+        held_out[used] = np.asarray(committee.oof_proba_, np.float64)[: len(used)]
+        taught = teach(members, seeds, held_out, graph, candidates, step=pace(step, turn, rounds, r), **rule)
+        idx = np.asarray(taught.pseudo.index, np.int64) - n_rows
+        if len(idx) == 0 or np.array_equal(np.sort(idx), np.sort(result.extra)):
             info["termination"] = "no_change"
             break
         # All pseudo-labels (standing and this round's) together follow the prior over the non-firm items.
         oof_pseudo = np.nan_to_num(committee.oof_proba_[base_pseudo], nan=1.0 / n_classes)
-        prior = estimate_prior(labels[base_firm], np.concatenate([oof_pseudo, pool_proba]), n_classes)
-        new_labels = np.asarray(sel.label, np.int64)
-        aligned = prior_aligned_weights(np.r_[labels[base_pseudo], new_labels],
-                                        np.r_[w[base_pseudo], np.asarray(sel.confidence, np.float32)], prior)
-        round_w = w.copy()
+        prior = estimate_prior(lu[base_firm], np.concatenate([oof_pseudo, pool_members.mean(0)]), n_classes)
+        new_labels = np.asarray(taught.pseudo.label, np.int64)
+        aligned = prior_aligned_weights(np.r_[lu[base_pseudo], new_labels],
+                                        np.r_[wu[base_pseudo], np.asarray(taught.pseudo.confidence, np.float32)],
+                                        prior)
+        round_w = wu.copy()
         round_w[base_pseudo] = aligned[: len(base_pseudo)]
-        new = fit(np.concatenate([X, X_pool[idx]]),
-                  np.concatenate([Y, np.eye(n_classes, dtype=np.float32)[new_labels]]),
+        new = fit(np.concatenate([Xu, X_pool[idx]]),
+                  np.concatenate([Yu, np.eye(n_classes, dtype=np.float32)[new_labels]]),
                   np.concatenate([round_w, aligned[len(base_pseudo):]]),
                   None,
                   augmented)  # the base rows come first: their text copies keep their positions
-        decision = pseudo_labels_help(labels[base_firm], committee.oof_proba_[base_firm], new.oof_proba_[base_firm])
+        decision = pseudo_labels_help(lu[base_firm], committee.oof_proba_[base_firm], new.oof_proba_[base_firm])
         info["rounds"] = r
         if not decision.use_pseudo:
             info["termination"] = f"round {r} dropped: {decision.reason}"
             break
-        committee, extra = new, idx
+        result.committee, result.extra = new, idx
+        result.extra_labels, result.extra_confidence = new_labels, np.asarray(taught.pseudo.confidence)
         info.update(inner_pseudo=int(len(idx)), termination="max_iter")
-    return committee, extra

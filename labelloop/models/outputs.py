@@ -40,7 +40,7 @@ import numpy as np
 from labelloop.exceptions import TrainingError
 
 __all__ = ["CommitteeOutputs", "OutputsWriter", "FileRows", "ARRAYS", "file_sha256", "write_json", "record_outputs", "latest_outputs",
-           "MODEL_RUN_KIND"]
+           "model_turn", "MODEL_RUN_KIND"]
 
 # The run row through which the store points to the committee's outputs (manifest path + sha256).
 MODEL_RUN_KIND = "model-outputs"
@@ -279,6 +279,16 @@ def record_outputs(store: Any, dataset: str, run_id: str, manifest: Path, sha256
     store.start_run(MODEL_RUN_KIND, dataset, {"version": version}, run_id=row_id)
     store.finish_run(row_id, "completed", {"manifest": str(manifest), "sha256": sha256, "version": version})
     return row_id
+
+
+def model_turn(store: Any, dataset: str, run_id: str | None = None) -> int:
+    """The loop's turn: how many model stages the store records for ``dataset``, counting run ``run_id``'s own
+    (recorded already, or about to be). The pace of the pseudo-labels grows with it."""
+    runs = store.runs(limit=1_000_000, kind=MODEL_RUN_KIND)
+    ids = set(runs[(runs["dataset"] == dataset) & (runs["status"] == "completed")]["id"])
+    if run_id is not None:
+        ids.add(f"{run_id}:model-outputs")
+    return max(1, len(ids))
 
 
 def latest_outputs(store: Any, dataset: str, mmap: bool = True) -> CommitteeOutputs:

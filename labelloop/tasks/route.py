@@ -19,12 +19,12 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.labeling.noise import find_label_errors
-from labelloop.labeling.pseudo import knn_graph
+from labelloop.labeling.pseudo import Teaching, committee_views, knn_graph, pace, teach_from_outputs
 from labelloop.labeling.route import RouteBudgets, Routing, route
 from labelloop.labeling.select import query
 from labelloop.store.kinds import FIRM_KINDS
 from labelloop.store import LabelIn, Store, TaskIn
-from labelloop.models.outputs import latest_outputs
+from labelloop.models.outputs import latest_outputs, model_turn
 
 __all__ = ["PSEUDO_SOURCE", "outputs_task", "route_task", "write_queues_task", "write_pseudo_task",
            "chosen_pseudo", "pseudo_changes"]
@@ -33,30 +33,16 @@ PSEUDO_SOURCE = "self-training"
 # FIRM_KINDS: labels a person gave; they are never routed again (unless suspect).
 
 
-def _pseudo_labels(config: LabelloopConfig, proba: np.ndarray, members: np.ndarray, firm: np.ndarray,
-                   labels: np.ndarray, X: np.ndarray, knn: tuple[np.ndarray, np.ndarray] | None
-                   ) -> tuple[np.ndarray, str]:
-    """Class-balanced pseudo-labels among the non-firm items (-1 = none) and a word on the graph check."""
-    from labelloop.labeling.pseudo import LabelGraph, select_pseudo_labels
-
+def _teach(config: LabelloopConfig, oof: np.ndarray, pool_members: np.ndarray, seeds: np.ndarray, X: np.ndarray,
+           knn: tuple[np.ndarray, np.ndarray] | None, turn: int) -> Teaching:
+    """The loop's teacher on the stored outputs, with the pipeline's parameters (the one call
+    ``SelfTrainingCommittee.select_from_outputs`` makes too)."""
     st = config.self_training
-    n, n_classes = proba.shape
-    counts = np.bincount(labels[firm], minlength=n_classes)
-    sel = select_pseudo_labels(proba, members, n_labeled_per_class=counts, threshold=st.threshold,
-                               min_agreement=st.min_agreement, step=1.0, budget=config.selection.pseudo_budget,
-                               min_threshold=st.min_threshold, exclude=firm)
-    pseudo = np.full(n, -1, np.int64)
-    pseudo[np.asarray(sel.index, np.int64)] = np.asarray(sel.label, np.int64)
-    rate = firm.mean() if n else 0.0
-    use_graph = st.graph == "on" or (st.graph == "auto" and rate <= st.graph_max_label_rate)
-    if not use_graph or not (pseudo >= 0).any() or len(np.unique(labels[firm])) < 2:
-        return pseudo, "off"
-    # Two views must agree: the committee and label spreading over its embeddings (an O(N k) approximate graph).
-    seeds = np.where(firm, labels, -1)
-    spread = LabelGraph(n_neighbors=tuple(st.n_neighbors), alpha=st.alpha).fit(X, knn).spread(seeds, n_classes)
-    disagree = (pseudo >= 0) & (spread.argmax(1) != pseudo)
-    pseudo[disagree] = -1
-    return pseudo, f"on ({int(disagree.sum())} pseudo-labels dropped where label spreading disagreed)"
+    return teach_from_outputs(
+        oof, pool_members, seeds, X, turn=turn, rounds=st.rounds, step=st.step, graph=st.graph,
+        graph_max_label_rate=st.graph_max_label_rate, n_neighbors=tuple(st.n_neighbors), alpha=st.alpha, knn=knn,
+        threshold=st.threshold, min_threshold=st.min_threshold, min_agreement=st.min_agreement,
+        budget=config.selection.pseudo_budget)
 
 
 @task(cache_policy=NO_CACHE)
@@ -81,22 +67,24 @@ def outputs_task(config: LabelloopConfig, store: Store) -> dict[str, Any]:
     firm = np.isin(kinds, FIRM_KINDS)
     oof = np.asarray(out.oof_proba, np.float64)
     members_pool = np.asarray(out.pool_members)
-    k = members_pool.shape[0]
-    missing = np.isnan(oof[:, 0]) if n_t else np.zeros(0, bool)
-    oof = np.where(missing[:, None], 1.0 / n_classes, oof)
-    proba = np.concatenate([oof, members_pool.mean(0)])
     # Trained items have one out-of-fold opinion: every member "says" it (no member disagreement to report).
-    members = np.concatenate([np.broadcast_to(oof.astype(np.float32), (k, n_t, n_classes)), members_pool], axis=1)
+    proba, members, _ = committee_views(oof, members_pool)
     X = np.asarray(out.embeddings, np.float32)
     # One neighbour search per turn, shared by label spreading and representativeness (the turn's costliest step).
     k = max([*config.self_training.n_neighbors, config.selection.representativeness_neighbors])
     knn = knn_graph(X, min(k, len(X) - 1)) if len(X) >= 2 else None
-    pseudo, graph = (np.full(len(ids), -1, np.int64), "off")
+    pseudo, teacher, graph = np.full(len(ids), -1, np.int64), proba, "off"
+    turn = model_turn(store, dataset)  # this turn's model stage is recorded: the route selection is its turn's
     if config.self_training.enabled:
-        pseudo, graph = _pseudo_labels(config, proba, members, firm, labels, X, knn)
+        taught = _teach(config, oof, members_pool, np.where(firm, labels, -1), X, knn, turn)
+        pseudo[taught.pseudo.index] = taught.pseudo.label
+        teacher = taught.proba
+        graph = f"on (committee weight {taught.committee_weight:.1f})" if taught.graph else "off"
+        graph += f"; pace {pace(config.self_training.step, turn, config.self_training.rounds):.2f} (turn {turn})"
     return {"ids": ids, "X": X, "kinds": kinds, "labels": labels, "firm": firm, "proba": proba, "pseudo": pseudo,
+            "teacher": teacher,
             "members": members, "oof": np.asarray(out.oof_proba), "n_trained": n_t, "info": out.info,
-            "graph": graph, "knn": knn, "folds": config.training.folds, "seed": config.training.seed}
+            "graph": graph, "turn": turn, "knn": knn, "folds": config.training.folds, "seed": config.training.seed}
 
 
 @task(cache_policy=NO_CACHE)
@@ -158,10 +146,10 @@ def standing_pseudo(store: Store, dataset: str) -> dict[int, int]:
 
 
 def chosen_pseudo(fitted: dict[str, Any], routing: Routing) -> dict[int, tuple[int, float, np.ndarray]]:
-    """This turn's pseudo-labels: item id -> (label, confidence, probabilities)."""
-    ids = fitted["ids"]
-    return {int(ids[i]): (int(lab), float(conf), fitted["proba"][i])
-            for i, q, lab, conf in zip(routing.index, routing.queue, routing.label, routing.confidence) if q == "pseudo"}
+    """This turn's pseudo-labels: item id -> (label, the teacher's confidence, the teacher's probabilities)."""
+    ids, T = fitted["ids"], fitted["teacher"]
+    return {int(ids[i]): (int(lab), float(T[i, lab]), T[i])
+            for i, q, lab in zip(routing.index, routing.queue, routing.label) if q == "pseudo"}
 
 
 def pseudo_changes(standing: dict[int, int], chosen: dict[int, tuple]) -> tuple[list[int], int, list[int]]:

@@ -128,3 +128,44 @@ def test_pseudo_labels_that_under_represent_a_class_do_not_teach_the_committee_i
     # rare); with the pseudo-labels' class mass aligned to the prior 0.70.
     assert recall_8 >= 0.65, f"eights recalled {recall_8:.2f}"
     assert predicted_share_8 >= 0.6 * true_share_8, (predicted_share_8, true_share_8)
+
+
+def test_the_estimator_and_a_pipeline_turn_pick_the_same_pseudo_labels_from_the_same_outputs(digits_example):
+    """One teacher: ``SelfTrainingCommittee``'s route step (what the benches measure) on a real turn's stored
+    outputs chooses exactly the pseudo-labels the route stage wrote (apart from items the expert queue took)."""
+    from labelloop.config import load_config
+    from labelloop.flows.importing import import_flow
+    from labelloop.flows.route import route_flow
+    from labelloop.flows.training import training_flow
+    from labelloop.labeling.pseudo import SelfTrainingCommittee
+    from labelloop.models.outputs import latest_outputs
+    from labelloop.store.kinds import FIRM_KINDS
+    from labelloop.tasks.route import standing_pseudo
+
+    # a 2-turn pace and the graph on: the parameters must travel the same way to both
+    _linear(digits_example, "  step: 0.3\n  graph: \"on\"\n")
+    config = load_config(digits_example)
+    import_flow(str(digits_example), "run-import")
+    store = Store(config.store_url)
+    try:
+        _pseudo(store, digits_example, 0, n=200)  # turn 2 of a loop: standing pseudo-labels, a turn already recorded
+        training_flow(str(digits_example), "run-0")
+        training_flow(str(digits_example), "run-1")
+        routed = route_flow(str(digits_example), "run-1")
+        out = latest_outputs(store, "digits")
+        # the second model stage reuses the first one's outputs (same labels), and still counts as turn 2
+        assert "pace 0.60 (turn 2)" in routed["teacher_graph"], routed["teacher_graph"]
+        assert routed["teacher_graph"].startswith("on")
+        written = standing_pseudo(store, "digits")
+        expert = set(store.tasks("digits").query("queue == 'expert'")["item_id"].astype(int))
+    finally:
+        store.close()
+    ids = np.r_[out.train_ids, out.pool_ids].astype(int)
+    kinds = np.r_[np.asarray(out.train_kinds), np.full(len(out.pool_ids), "")]
+    labels = np.r_[np.asarray(out.train_labels), np.full(len(out.pool_ids), -1)]
+    seeds = np.where(np.isin(kinds, FIRM_KINDS), labels, -1)
+    taught = SelfTrainingCommittee.from_config(config).select_from_outputs(
+        out.oof_proba, out.pool_members, seeds, out.embeddings, turn=2)
+    chosen = dict(zip(ids[taught.pseudo.index].tolist(), taught.pseudo.label.tolist()))
+    assert len(written) > 50
+    assert {i: chosen[i] for i in chosen if i not in expert} == written

@@ -5,12 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labelloop.labeling.self_train import firm_rows, self_train_turn
+from labelloop.labeling.self_train import firm_rows, fit_on_folds, self_train_turn
 from labelloop.models.ensemble import KFoldCommittee
 
 
-def _fit(X, Y, w, ids=None, augmented=None):
-    return KFoldCommittee(model="logreg", n_classes=10).fit(X, Y, sample_weight=w)
+def _fit(X, Y, w, ids=None, augmented=None, folds=None):
+    return fit_on_folds(KFoldCommittee(model="logreg", n_classes=10), X, Y, w, folds=folds)
+
+
+def _fit_no_folds(X, Y, w, ids=None, augmented=None):
+    """A committee that does not expose its folds: the check can only be the optimistic one."""
+    class Plain:
+        pass
+
+    inner = KFoldCommittee(model="logreg", n_classes=10).fit(X, Y, sample_weight=w)
+    plain = Plain()
+    plain.oof_proba_, plain.predict_proba_members = inner.oof_proba_, inner.predict_proba_members
+    return plain
 
 
 def _predict(committee, X):
@@ -29,7 +40,7 @@ def digits_turn():
     return X, y, gold, pool
 
 
-def _turn(digits_turn, pseudo_shift: int | None, **kw):
+def _turn(digits_turn, pseudo_shift: int | None, fit=_fit, **kw):
     X, y, gold, pool = digits_turn
     rows = gold if pseudo_shift is None else np.r_[gold, pool[:300]]
     labels = y[rows].copy()
@@ -38,15 +49,20 @@ def _turn(digits_turn, pseudo_shift: int | None, **kw):
         labels[len(gold):] = (labels[len(gold):] + pseudo_shift) % 10
     w = np.where(kinds == "pseudo", 0.95, 1.0).astype(np.float32)
     rest = pool if pseudo_shift is None else pool[300:]
-    out = self_train_turn(_fit, _predict, X[rows], np.eye(10, dtype=np.float32)[labels], w, kinds, labels,
+    out = self_train_turn(fit, _predict, X[rows], np.eye(10, dtype=np.float32)[labels], w, kinds, labels,
                           rows, X[rest], min_rows=5, **kw)
     return out, rows, rest
 
 
 @pytest.mark.parametrize("shift,falls_back", [(3, True), (0, False)])
-def test_standing_pseudo_labels_are_kept_only_when_they_help(digits_turn, shift, falls_back):
-    out, rows, _ = _turn(digits_turn, shift)
+@pytest.mark.parametrize("check", ["per-fold", "optimistic"])
+def test_standing_pseudo_labels_are_kept_only_when_they_help(digits_turn, shift, falls_back, check):
+    out, rows, _ = _turn(digits_turn, shift, fit=_fit if check == "per-fold" else _fit_no_folds)
+    # wrong standing labels fail the check on the labels themselves; right ones are checked again per fold
+    # (free of the leak) wherever the committee exposes its folds
+    assert out.info["check"] == ("optimistic" if falls_back else check)
     assert out.info["fallback"] is falls_back
+    assert out.decision.use_pseudo is not falls_back
     assert out.info["fallback_reason"].startswith("supervised-only" if falls_back else "pseudo-labels kept")
     # after a fallback the committee trained on the 18 gold rows only; else on all 318
     assert len(out.used) == (18 if falls_back else 318)
