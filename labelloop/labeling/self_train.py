@@ -173,7 +173,8 @@ def self_train_turn(
         supervised = fit(X[keep], Y[keep], w[keep], item_ids[keep], rows_of(augmented, keep))
         # Standing pseudo-labels are the confident part of the pool, not a random sample of it: align their
         # class mass to the prior the supervised committee sees over everything a person did not label.
-        cand_members = predict(supervised, np.concatenate([X[pseudo], X_pool]) if len(X_pool) else X[pseudo])
+        # the candidates: standing pseudo-labelled rows, then the pool (predicted apart: the pool is never copied)
+        cand_members = np.concatenate([predict(supervised, part) for part in (X[pseudo], X_pool) if len(part)], axis=1)
         prior = estimate_prior(labels[keep], cand_members.mean(0), n_classes)
         w_fit = w.copy()
         w_fit[pseudo] = prior_aligned_weights(labels[pseudo], w[pseudo], prior)
@@ -219,7 +220,7 @@ def _per_fold_check(fit: FitFn, supervised: Any, X: NDArray, Y: NDArray, w: NDAr
     n_classes = Y.shape[1]
     n_rows = len(X)
     cand_rows = np.r_[np.flatnonzero(pseudo), n_rows + np.arange(len(X_pool))]  # graph positions of the candidates
-    X_cand = np.concatenate([X[pseudo], X_pool]) if len(X_pool) else X[pseudo]
+    X_pseudo = X[pseudo]
     quotas = np.bincount(labels[pseudo], minlength=n_classes)
     seeds = np.full(n_rows + len(X_pool), -1, np.int64)
     seeds[np.flatnonzero(firm)] = labels[firm]
@@ -237,7 +238,9 @@ def _per_fold_check(fit: FitFn, supervised: Any, X: NDArray, Y: NDArray, w: NDAr
             s[keep[val]] = -1
             teacher = weight * teacher + (1 - weight) * graph.spread(s, n_classes)[cand_rows]
         idx, lab = class_balanced_select(teacher, quotas)
-        parts_X.append(X_cand[idx])
+        from_pool = idx >= len(X_pseudo)
+        parts_X.append(np.concatenate([X_pseudo[idx[~from_pool]], X_pool[idx[from_pool] - len(X_pseudo)]]))
+        idx, lab = np.r_[idx[~from_pool], idx[from_pool]], np.r_[lab[~from_pool], lab[from_pool]]
         parts_Y.append(np.eye(n_classes, dtype=Y.dtype)[lab])
         parts_w.append(prior_aligned_weights(lab, teacher[idx, lab], prior))
         folds.append((np.r_[train, np.arange(start, start + len(idx))], np.asarray(val)))

@@ -332,3 +332,30 @@ def test_training_errors():
         SelfTrainingCommittee().fit(X, np.full(4, -1))
     with pytest.raises(TrainingError, match=r"needs at least 2 labeled classes, got \[1\]"):
         SelfTrainingCommittee().fit(X, np.array([1, 1, -1, -1]))
+
+
+def test_the_teacher_mixes_the_graph_in_by_its_held_out_log_loss(digits_split):
+    """``teach``: a committee that knows nothing (uniform) gets weight 0 and the graph decides; without a graph the
+    teacher is the committee alone and equals the selection rule on the members' mean."""
+    from labelloop.labeling.pseudo import pace, teach
+
+    Xp, _, yp, _ = digits_split
+    seeds = _subset(yp, 50, 0)
+    n, c = len(yp), 10
+    uniform = np.full((5, n, c), 1.0 / c)
+    held_out = np.full((n, c), 1.0 / c)
+    graph = LabelGraph().fit(Xp)
+    taught = teach(uniform, seeds, held_out, graph, threshold=0.5, min_threshold=0.1, min_agreement=0.0)
+    assert taught.graph and taught.committee_weight == 0.0
+    picked = taught.pseudo.index
+    assert len(picked) > 50 and (seeds[picked] < 0).all()  # never a seeded item
+    assert (taught.pseudo.label == yp[picked]).mean() > 0.9  # the graph is right on digits
+    rng = np.random.default_rng(0)
+    base = rng.dirichlet(np.ones(c) * 0.1, size=n)
+    members = 0.8 * base[None] + 0.2 * rng.dirichlet(np.ones(c), size=(5, n))
+    alone = teach(members, seeds, held_out, None, step=pace(0.5, 1))
+    direct = select_pseudo_labels(members.mean(0), members, n_labeled_per_class=np.bincount(seeds[seeds >= 0], minlength=c),
+                                  step=0.5, exclude=seeds >= 0)
+    assert not alone.graph and alone.committee_weight == 1.0
+    assert len(direct.index) > 20
+    np.testing.assert_array_equal(alone.pseudo.index, direct.index)
