@@ -64,6 +64,8 @@ __all__ = [
     "Teaching",
     "teach",
     "teach_from_outputs",
+    "graph_spaces",
+    "GRAPH_MAX_FEATURES",
     "SelfTrainingCommittee",
 ]
 
@@ -164,37 +166,54 @@ class LabelGraph(BaseEstimator):
         self.alpha = alpha
         self.n_iter = n_iter
 
-    def fit(self, X: ArrayLike, graph: tuple[NDArray, NDArray] | None = None) -> "LabelGraph":
+    def fit(self, X: ArrayLike | Sequence[ArrayLike],
+            graph: tuple[NDArray, NDArray] | Sequence[tuple[NDArray, NDArray] | None] | None = None) -> "LabelGraph":
         """Build the graph(s); ``graph``: a precomputed :func:`knn_graph` of ``X`` with at least
-        ``max(n_neighbors)`` columns (one neighbour search shared with other stages)."""
+        ``max(n_neighbors)`` columns (one neighbour search shared with other stages).
+
+        ``X`` may be a list of spaces over the same items (e.g. the modality's features and the committee's
+        embeddings), with ``graph`` then a list of the same length (``None`` entries are searched here): every
+        space gives its graphs and the spread averages them all, so no one space has to be right everywhere
+        (raw MiniLM neighbours of fortunes are 47-65 % right, the committee's 81-85 %; on 8x8 digits at 1 %
+        labels the pixels' neighbours beat the embeddings' of a committee trained on 13 labels).
+        """
         ks = (self.n_neighbors,) if isinstance(self.n_neighbors, (int, np.integer)) else tuple(self.n_neighbors)
         if not ks or any(int(k) < 1 for k in ks):
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors!r}")
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
-        X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
-        n = X.shape[0]
-        if n < 2:
-            raise ValueError(f"a graph needs at least 2 items, got {n}")
-        kmax = min(max(ks), n - 1)
-        self.X_ = X
-        if graph is not None and graph[1].shape == (n, graph[1].shape[1]) and graph[1].shape[1] >= kmax:
-            dist, ind = graph
-        else:
-            dist, ind = knn_graph(X, kmax)
+        spaces = list(X) if isinstance(X, (list, tuple)) else [X]
+        graphs = list(graph) if isinstance(graph, list) else [graph] + [None] * (len(spaces) - 1)
+        if len(graphs) != len(spaces):
+            raise ValueError(f"graph has {len(graphs)} entries for {len(spaces)} spaces")
         self.operators_ = []
         self.sigmas_ = []
-        for k in ks:
-            k = min(int(k), kmax)
-            d, j = dist[:, :k].astype(np.float64), ind[:, :k]
-            sigma = float(np.median(d[:, -1])) or 1.0
-            w = np.exp(-(d**2) / sigma**2)
-            W = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), k), j.ravel())), shape=(n, n))
-            W = W.maximum(W.T)
-            deg = np.asarray(W.sum(axis=1)).ravel()
-            dinv = 1.0 / np.sqrt(deg + _EPS)
-            self.operators_.append((sp.diags(dinv) @ W @ sp.diags(dinv)).tocsr())
-            self.sigmas_.append(sigma)
+        for i, (space, knn) in enumerate(zip(spaces, graphs)):
+            F = np.asarray(space, dtype=np.float32).reshape(len(space), -1)
+            n = F.shape[0]
+            if n < 2:
+                raise ValueError(f"a graph needs at least 2 items, got {n}")
+            if i == 0:
+                self.X_ = F
+            elif n != self.X_.shape[0]:
+                raise ValueError(f"space {i} has {n} items but space 0 has {self.X_.shape[0]}")
+            kmax = min(max(ks), n - 1)
+            if knn is not None and knn[1].shape == (n, knn[1].shape[1]) and knn[1].shape[1] >= kmax:
+                dist, ind = knn
+            else:
+                dist, ind = knn_graph(F, kmax)
+            for k in ks:
+                k = min(int(k), kmax)
+                d, j = dist[:, :k].astype(np.float64), ind[:, :k]
+                sigma = float(np.median(d[:, -1])) or 1.0
+                w = np.exp(-(d**2) / sigma**2)
+                W = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), k), j.ravel())), shape=(n, n))
+                W = W.maximum(W.T)
+                deg = np.asarray(W.sum(axis=1)).ravel()
+                dinv = 1.0 / np.sqrt(deg + _EPS)
+                self.operators_.append((sp.diags(dinv) @ W @ sp.diags(dinv)).tocsr())
+                self.sigmas_.append(sigma)
+            del dist, ind
         return self
 
     def spread(self, seeds: ArrayLike, n_classes: int) -> NDArray[np.float64]:
@@ -792,11 +811,34 @@ def teach(
 
 
 # ---------------------------------------------------------------- the loop
+# Above this many values per item the modality's features are raw pixels of real images, whose Euclidean
+# neighbours mean little and whose graph would cost more than the model; there the embeddings alone carry the graph.
+GRAPH_MAX_FEATURES = 4096
+
+
+def graph_spaces(features: ArrayLike | None, embeddings: ArrayLike | None) -> list[NDArray[np.float32]]:
+    """The spaces the label graph is built over: the modality's features (when at most
+    :data:`GRAPH_MAX_FEATURES` values per item) and the committee's embeddings (when it has them).
+
+    >>> [s.shape for s in graph_spaces(np.zeros((3, 1, 8, 8)), np.zeros((3, 0)))]
+    [(3, 64)]
+    """
+    out = []
+    for F, cap in ((features, GRAPH_MAX_FEATURES), (embeddings, None)):
+        if F is None:
+            continue
+        F = np.asarray(F)
+        F = F.reshape(len(F), -1)
+        if 0 < F.shape[1] and (cap is None or F.shape[1] <= cap):
+            out.append(np.ascontiguousarray(F, dtype=np.float32))
+    return out
+
+
 def teach_from_outputs(
     oof: ArrayLike,
     pool_members: ArrayLike,
     seeds: ArrayLike,
-    features: ArrayLike | None,
+    features: ArrayLike | Sequence[ArrayLike | None] | None,
     *,
     turn: int = 1,
     rounds: int = 0,
@@ -805,25 +847,27 @@ def teach_from_outputs(
     graph_max_label_rate: float = 0.5,
     n_neighbors: int | Sequence[int] = (5, 10),
     alpha: float = 0.99,
-    knn: tuple[NDArray, NDArray] | None = None,
+    knn: tuple[NDArray, NDArray] | list[tuple[NDArray, NDArray] | None] | None = None,
     **rule: Any,
 ) -> Teaching:
     """The route stage's pseudo-labels from the committee's stored outputs (the pipeline and
     :class:`SelfTrainingCommittee` both decide through this one call).
 
     ``oof`` (n_trained, C) and ``pool_members`` (k, n_pool, C) as the model stage stored them; ``seeds``
-    (n_trained + n_pool,) the firm labels in that order (-1 elsewhere); ``features`` the graph's space (the
-    stored embeddings), ``knn`` its precomputed :func:`knn_graph`. Turn ``turn``'s route selection is paced by
+    (n_trained + n_pool,) the firm labels in that order (-1 elsewhere); ``features`` the graph's space or a list
+    of spaces (the modality's features and the stored embeddings, :meth:`LabelGraph.fit`), ``knn`` its (their)
+    precomputed :func:`knn_graph`. Turn ``turn``'s route selection is paced by
     :func:`pace`; ``rule``: ``threshold``, ``min_threshold``, ``min_agreement``, ``budget``, ``max_share_gap``.
     """
     _, members, held_out = committee_views(oof, pool_members)
     seeds = np.asarray(seeds, np.int64)
     label_graph = None
-    F = None if features is None else np.asarray(features, np.float32)
-    if (F is not None and F.ndim == 2 and F.shape[1] > 0 and len(F) >= 2
-            and uses_graph(graph, float((seeds >= 0).mean()), graph_max_label_rate)):
+    spaces = [] if features is None else list(features) if isinstance(features, (list, tuple)) else [features]
+    knns = list(knn) if isinstance(knn, list) else [knn] + [None] * (len(spaces) - 1)
+    keep = [i for i, F in enumerate(spaces) if F is not None and np.ndim(F) == 2 and np.shape(F)[1] > 0]
+    if keep and len(seeds) >= 2 and uses_graph(graph, float((seeds >= 0).mean()), graph_max_label_rate):
         ks = (n_neighbors,) if isinstance(n_neighbors, numbers.Integral) else tuple(n_neighbors)
-        label_graph = LabelGraph(ks, alpha).fit(F, knn)
+        label_graph = LabelGraph(ks, alpha).fit([spaces[i] for i in keep], [knns[i] for i in keep])
     return teach(members, seeds, held_out, label_graph, step=pace(step, turn, rounds), **rule)
 
 
@@ -983,8 +1027,8 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
             graph_features: ArrayLike | None = None) -> "SelfTrainingCommittee":
         """Fit on ``X`` with ``y`` holding class ids and -1 for unlabeled items.
 
-        ``graph_features`` (n, d): the label graph's space (the pipeline uses the committee's stored
-        embeddings); default ``X`` flattened.
+        ``graph_features`` (n, d): the label graph's only space; default the route stage's spaces
+        (:func:`graph_spaces`: ``X`` flattened and the committee's embeddings, where it has them).
         """
         from labelloop.labeling.self_train import self_train_turn
 
@@ -1039,8 +1083,11 @@ class SelfTrainingCommittee(ClassifierMixin, BaseEstimator):
             pool = np.setdiff1d(np.arange(n), trained)
             order = np.r_[trained, pool]
             oof = np.asarray(committee.oof_proba_, np.float64)[: len(trained)]
+            # The route stage's spaces: the features and the committee's embeddings (unless the caller chose the space).
+            emb = (committee.predict_outputs(X[order])[1]
+                   if graph_features is None and hasattr(committee, "predict_outputs") else None)
             taught = self.select_from_outputs(oof, self._members(committee, X[pool]),
-                                              np.where(labeled, y, -1)[order], F[order], turn=t)
+                                              np.where(labeled, y, -1)[order], graph_spaces(F[order], emb), turn=t)
             new = np.full(n, -1, np.int64)
             chosen = order[taught.pseudo.index]
             new[chosen] = taught.pseudo.label

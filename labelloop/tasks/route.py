@@ -19,11 +19,13 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.labeling.noise import find_label_errors
-from labelloop.labeling.pseudo import Teaching, committee_views, knn_graph, pace, teach_from_outputs
+from labelloop.labeling.pseudo import (Teaching, committee_views, graph_spaces, knn_graph, pace, teach_from_outputs,
+                                      uses_graph)
 from labelloop.labeling.route import RouteBudgets, Routing, route
 from labelloop.labeling.select import query
 from labelloop.store.kinds import FIRM_KINDS
 from labelloop.store import LabelIn, Store, TaskIn
+from labelloop.models.features import load_features
 from labelloop.models.outputs import latest_outputs, model_turn
 
 __all__ = ["PSEUDO_SOURCE", "outputs_task", "route_task", "write_queues_task", "write_pseudo_task",
@@ -33,13 +35,13 @@ PSEUDO_SOURCE = "self-training"
 # FIRM_KINDS: labels a person gave; they are never routed again (unless suspect).
 
 
-def _teach(config: LabelloopConfig, oof: np.ndarray, pool_members: np.ndarray, seeds: np.ndarray, X: np.ndarray,
-           knn: tuple[np.ndarray, np.ndarray] | None, turn: int) -> Teaching:
+def _teach(config: LabelloopConfig, oof: np.ndarray, pool_members: np.ndarray, seeds: np.ndarray,
+           spaces: list[np.ndarray], knn: list[tuple[np.ndarray, np.ndarray] | None] | None, turn: int) -> Teaching:
     """The loop's teacher on the stored outputs, with the pipeline's parameters (the one call
     ``SelfTrainingCommittee.select_from_outputs`` makes too)."""
     st = config.self_training
     return teach_from_outputs(
-        oof, pool_members, seeds, X, turn=turn, rounds=st.rounds, step=st.step, graph=st.graph,
+        oof, pool_members, seeds, spaces, turn=turn, rounds=st.rounds, step=st.step, graph=st.graph,
         graph_max_label_rate=st.graph_max_label_rate, n_neighbors=tuple(st.n_neighbors), alpha=st.alpha, knn=knn,
         threshold=st.threshold, min_threshold=st.min_threshold, min_agreement=st.min_agreement,
         budget=config.selection.pseudo_budget)
@@ -76,7 +78,15 @@ def outputs_task(config: LabelloopConfig, store: Store) -> dict[str, Any]:
     pseudo, teacher, graph = np.full(len(ids), -1, np.int64), proba, "off"
     turn = model_turn(store, dataset)  # this turn's model stage is recorded: the route selection is its turn's
     if config.self_training.enabled:
-        taught = _teach(config, oof, members_pool, np.where(firm, labels, -1), X, knn, turn)
+        st = config.self_training
+        # The graph's spaces: the modality's features (small ones; one loader for every stage) and the
+        # embeddings, whose neighbour search is the turn's shared one.
+        features = None
+        if uses_graph(st.graph, float(firm.mean()) if len(firm) else 1.0, st.graph_max_label_rate):
+            features = load_features(config, store, ids.tolist())
+        spaces = graph_spaces(features, X)
+        knns = [None] * (len(spaces) - 1) + [knn if X.shape[1] else None] if spaces else None
+        taught = _teach(config, oof, members_pool, np.where(firm, labels, -1), spaces, knns, turn)
         pseudo[taught.pseudo.index] = taught.pseudo.label
         teacher = taught.proba
         graph = f"on (committee weight {taught.committee_weight:.1f})" if taught.graph else "off"
