@@ -334,7 +334,7 @@ def test_training_errors():
         SelfTrainingCommittee().fit(X, np.array([1, 1, -1, -1]))
 
 
-def test_the_teacher_mixes_the_graph_in_by_its_held_out_log_loss(digits_split):
+def test_the_teacher_mixes_the_graph_in_by_its_held_out_accuracy(digits_split):
     """``teach``: a committee that knows nothing (uniform) gets weight 0 and the graph decides; without a graph the
     teacher is the committee alone and equals the selection rule on the members' mean."""
     from labelloop.labeling.pseudo import pace, teach
@@ -359,3 +359,79 @@ def test_the_teacher_mixes_the_graph_in_by_its_held_out_log_loss(digits_split):
     assert not alone.graph and alone.committee_weight == 1.0
     assert len(direct.index) > 20
     np.testing.assert_array_equal(alone.pseudo.index, direct.index)
+
+
+def test_a_flat_committee_with_one_label_per_class_still_teaches_through_the_graph(digits_split):
+    """One label per class: the committee is flat and its members disagree, so its own rule (agreement + floor)
+    takes nothing; where the committee's mean and the graph name the same class the item qualifies -- the
+    selection starts instead of stalling (digits at 1 %: 57 % -> 96 % on one seed)."""
+    from labelloop.labeling.pseudo import teach
+
+    Xp, _, yp, _ = digits_split
+    seeds = _subset(yp, 10, 0)
+    n, c = len(yp), 10
+    rng = np.random.default_rng(0)
+    # a weak committee: right 60 % of the time, probabilities nearly flat, members scattered
+    guess = np.where(rng.random(n) < 0.6, yp, rng.integers(0, c, n))
+    members = np.full((5, n, c), 1.0)
+    members[:, np.arange(n), guess] += 0.5
+    members += rng.random((5, n, c))
+    members /= members.sum(axis=2, keepdims=True)
+    held_out = np.full((n, c), np.nan)
+    common = dict(threshold=0.9, min_threshold=0.5, min_agreement=0.8)
+    alone = teach(members, seeds, held_out, None, **common)
+    assert len(alone.pseudo.index) == 0  # the committee's own rule: nothing is confident
+    taught = teach(members, seeds, held_out, LabelGraph().fit(Xp), **common)
+    picked = taught.pseudo.index
+    assert len(picked) > 100 and (seeds[picked] < 0).all()
+    assert (taught.pseudo.label == yp[picked]).mean() > 0.9  # two views agreeing are right far more than either
+
+
+def test_a_graph_blind_to_a_class_does_not_veto_the_committee():
+    """A noisy graph that never names the minority class (its mass diffuse) must not stop the selection:
+    the committee's own rule still qualifies confident, agreed items of that class."""
+    from labelloop.labeling.pseudo import teach
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = (rng.random(n) < 0.75).astype(int)
+    seeds = np.full(n, -1)
+    seeds[:20] = y[:20]
+    sure = np.where(y[:, None] == np.arange(2)[None], 0.97, 0.03)
+    members = np.repeat(sure[None], 5, axis=0)
+    graph = LabelGraph().fit(rng.normal(size=(n, 5)))  # neighbours unrelated to the classes
+    taught = teach(members, seeds, members.mean(0), graph)
+    counts = np.bincount(taught.pseudo.label, minlength=2)
+    assert counts.min() > 0 and (taught.pseudo.label == y[taught.pseudo.index]).all()
+
+
+def test_the_graph_spreads_over_several_spaces_as_the_mean_of_their_graphs(digits_split):
+    Xp, _, yp, _ = digits_split
+    seeds = _subset(yp, 30, 0)
+    emb = np.random.default_rng(0).normal(size=(len(Xp), 16)).astype(np.float32)
+    both = LabelGraph().fit([Xp, emb]).spread(seeds, 10)
+    mean = (LabelGraph().fit(Xp).spread(seeds, 10) + LabelGraph().fit(emb).spread(seeds, 10)) / 2
+    np.testing.assert_allclose(both, mean, rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="space 1 has 5 items but space 0 has"):
+        LabelGraph().fit([Xp, emb[:5]])
+
+
+def test_graph_spaces_keep_small_features_and_the_embeddings():
+    from labelloop.labeling.pseudo import GRAPH_MAX_FEATURES, graph_spaces
+
+    small, big, emb = np.zeros((4, 1, 8, 8)), np.zeros((4, GRAPH_MAX_FEATURES + 1)), np.ones((4, 3))
+    assert [s.shape for s in graph_spaces(small, emb)] == [(4, 64), (4, 3)]
+    assert [s.shape for s in graph_spaces(big, emb)] == [(4, 3)]  # raw pixels of real images: embeddings only
+    assert [s.shape for s in graph_spaces(small, np.zeros((4, 0)))] == [(4, 64)]
+
+
+def test_graph_held_out_rows_of_a_class_left_unseeded_are_nan():
+    from labelloop.labeling.pseudo import graph_held_out
+
+    X = np.r_[np.zeros((5, 2)), np.ones((5, 2)) * 5] + np.random.default_rng(0).normal(0, 0.1, (10, 2))
+    seeds = np.full(10, -1)
+    seeds[[0, 1, 5]] = [0, 0, 1]  # class 1 has one seed: held out, nothing is left to name it
+    G = graph_held_out(LabelGraph(n_neighbors=3).fit(X), seeds, 2)
+    assert np.isnan(G[2]).all()  # the class-1 seed
+    ok = ~np.isnan(G).any(axis=1)
+    np.testing.assert_allclose(G[ok].sum(axis=1), 1.0)
