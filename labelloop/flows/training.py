@@ -271,10 +271,11 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
     publish_image(artifact_key(dataset, "confusion-matrix"), cm_png.read_bytes(), "Out-of-fold confusion matrix")
     publish_image(artifact_key(dataset, "reliability"), rel_png.read_bytes(), f"Reliability (ECE {ece:.3f})")
     fallback_line = ""
+    check = f" (check: {info['check']})" if info.get("check") else ""
     if info.get("fallback"):
-        fallback_line = f"- **fell back to supervised-only**: {info['fallback_reason']}\n"
+        fallback_line = f"- **fell back to supervised-only**{check}: {info['fallback_reason']}\n"
     elif info.get("fallback_reason"):
-        fallback_line = f"- standing pseudo-labels kept: {info['fallback_reason']}\n"
+        fallback_line = f"- standing pseudo-labels kept{check}: {info['fallback_reason']}\n"
     publish_markdown(
         artifact_key(dataset, "model-summary"),
         f"## Committee `{source}`\n\n"
@@ -308,6 +309,7 @@ def training_flow(config_path: str, run_id: str) -> dict[str, Any]:
         "manifest": str(checkpoint_manifest),
         "fallback": bool(info.get("fallback")),
         "self_training": info["termination"],
+        "check": info.get("check"),
         "fit_pids": info.get("fit_pids", []),
         "predict_pids": info.get("predict_pids", []),
     }

@@ -47,6 +47,8 @@ def test_wrong_pseudo_labels_fall_back_to_supervised_and_the_route_says_so(digit
         _pseudo(store, digits_example, shift)
         trained = training_flow(str(digits_example), "run-1")
         assert trained["fallback"] is falls_back
+        # wrong labels fail on themselves; right ones are checked again per fold, free of the route stage's leak
+        assert trained["check"] == ("optimistic" if falls_back else "per-fold")
         out = latest_outputs(store, "digits")
         kinds = set(np.asarray(out.train_kinds).tolist())
         # supervised-only trains on the firm labels; the dropped pseudo-labelled items return to the pool
