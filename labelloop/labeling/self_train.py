@@ -41,10 +41,7 @@ from numpy.typing import NDArray
 from labelloop.labeling.pseudo import (
     FallbackDecision,
     LabelGraph,
-    _mixture_weight,
-    class_balanced_select,
     estimate_prior,
-    graph_held_out,
     pace,
     prior_aligned_weights,
     pseudo_labels_help,
@@ -188,7 +185,9 @@ def self_train_turn(
         if decision.use_pseudo and all(hasattr(supervised, a) for a in _FOLD_API):
             # Per fold: fold k's pseudo-labels come from a teacher that never saw fold k's held-out labels.
             check = _per_fold_check(fit, supervised, X, Y, w, labels, keep, firm, pseudo, X_pool, cand_members,
-                                    prior, graph, augmented)
+                                    prior, graph, augmented,
+                                    rule=dict(threshold=threshold, min_threshold=min_threshold,
+                                              min_agreement=min_agreement, max_share_gap=max_share_gap))
             decision = pseudo_labels_help(labels[rows], supervised.oof_proba_[at], check[at])
             info["check"] = "per-fold"
         info.update(acc_with_pseudo=decision.acc_with, acc_without_pseudo=decision.acc_without,
@@ -209,42 +208,45 @@ def self_train_turn(
 
 def _per_fold_check(fit: FitFn, supervised: Any, X: NDArray, Y: NDArray, w: NDArray, labels: NDArray,
                     keep: NDArray, firm: NDArray, pseudo: NDArray, X_pool: NDArray, cand_members: NDArray,
-                    prior: NDArray, graph: LabelGraph | None, augmented: Any) -> NDArray[np.float64]:
+                    prior: NDArray, graph: LabelGraph | None, augmented: Any,
+                    rule: dict[str, Any] | None = None) -> NDArray[np.float64]:
     """Out-of-fold probabilities of the non-pseudo rows (``keep`` order) from a committee whose fold ``k`` trains
-    on its rows plus pseudo-labels chosen by a teacher that never saw fold ``k``'s held-out labels.
+    on its rows plus the standing pseudo-labels that a teacher which never saw fold ``k``'s held-out labels
+    chooses too, with the same class.
 
-    Teacher ``k``: supervised member ``k`` (trained without fold ``k``), mixed with label spreading from the firm
-    labels outside fold ``k`` (the committee's weight measured on held-out predictions, as :func:`teach` does).
-    It picks per class as many pseudo-labels as the standing set has, among the items without a firm label.
+    Teacher ``k`` is the loop's one teacher (:func:`~labelloop.labeling.pseudo.teach`, selection rule ``rule``,
+    full pace) on supervised member ``k`` (trained without fold ``k``) and the label graph seeded with the firm
+    labels outside fold ``k``. A standing pseudo-label it would not have chosen may owe itself to fold ``k``'s
+    labels, so fold ``k`` trains without it; the rest are the standing labels themselves, so the check measures
+    them and not a re-selection.
     """
     n_classes = Y.shape[1]
     n_rows = len(X)
-    cand_rows = np.r_[np.flatnonzero(pseudo), n_rows + np.arange(len(X_pool))]  # graph positions of the candidates
-    X_pseudo = X[pseudo]
-    quotas = np.bincount(labels[pseudo], minlength=n_classes)
-    seeds = np.full(n_rows + len(X_pool), -1, np.int64)
+    n_items = n_rows + len(X_pool)
+    standing = np.flatnonzero(pseudo)
+    candidates = np.zeros(n_items, bool)
+    candidates[standing] = True
+    seeds = np.full(n_items, -1, np.int64)
     seeds[np.flatnonzero(firm)] = labels[firm]
-    weight = 1.0
-    if graph is not None:
-        firm_at = np.searchsorted(keep, np.flatnonzero(firm))
-        weight = _mixture_weight(labels[firm], np.asarray(supervised.oof_proba_, np.float64)[firm_at],
-                                 graph_held_out(graph, seeds, n_classes))
+    held_out = np.full((n_items, n_classes), np.nan)
+    held_out[keep] = np.asarray(supervised.oof_proba_, np.float64)[: len(keep)]
+    w_pseudo = prior_aligned_weights(labels[pseudo], w[pseudo], prior)
     parts_X, parts_Y, parts_w, folds = [X[keep]], [Y[keep]], [w[keep]], []
     start = len(keep)
     for k, (train, val) in enumerate(supervised.folds_):
-        teacher = cand_members[k].astype(np.float64)
-        if graph is not None and weight < 1.0:
-            s = seeds.copy()
-            s[keep[val]] = -1
-            teacher = weight * teacher + (1 - weight) * graph.spread(s, n_classes)[cand_rows]
-        idx, lab = class_balanced_select(teacher, quotas)
-        from_pool = idx >= len(X_pseudo)
-        parts_X.append(np.concatenate([X_pseudo[idx[~from_pool]], X_pool[idx[from_pool] - len(X_pseudo)]]))
-        idx, lab = np.r_[idx[~from_pool], idx[from_pool]], np.r_[lab[~from_pool], lab[from_pool]]
-        parts_Y.append(np.eye(n_classes, dtype=Y.dtype)[lab])
-        parts_w.append(prior_aligned_weights(lab, teacher[idx, lab], prior))
-        folds.append((np.r_[train, np.arange(start, start + len(idx))], np.asarray(val)))
-        start += len(idx)
+        members = np.zeros((1, n_items, n_classes), np.float32)
+        members[0, standing] = cand_members[k][: len(standing)]
+        s = seeds.copy()
+        s[keep[val]] = -1
+        taught = teach(members, s, held_out, graph, candidates, **(rule or {}))
+        agreed = np.zeros(n_items, bool)
+        agreed[taught.pseudo.index[labels[taught.pseudo.index] == taught.pseudo.label]] = True
+        mine = agreed[standing]  # positions among the standing pseudo-labels
+        parts_X.append(X[standing[mine]])
+        parts_Y.append(Y[standing[mine]])
+        parts_w.append(w_pseudo[mine])
+        folds.append((np.r_[train, np.arange(start, start + int(mine.sum()))], np.asarray(val)))
+        start += int(mine.sum())
     check = fit(np.concatenate(parts_X), np.concatenate(parts_Y), np.concatenate(parts_w).astype(np.float32),
                 None, rows_of(augmented, keep), folds=folds)
     return np.asarray(check.oof_proba_, np.float64)[: len(keep)]
