@@ -37,7 +37,7 @@ class SelfTrainingConfig(Section):
     )
     graph: Literal["auto", "on", "off"] = Field(
         default="auto", description="Label spreading mixed into the committee's teacher (its weight measured on "
-        "held-out firm labels); the route stage spreads over the committee's embeddings.")
+        "held-out firm labels); the route stage spreads over the modality's features and the committee's embeddings.")
     graph_max_label_rate: float = Field(default=0.5, ge=0.0, le=1.0, description="`auto` uses the graph up to this label rate.")
     n_neighbors: list[int] = Field(default_factory=lambda: [5, 10], description="Graph degrees (one graph each).")
     alpha: float = Field(default=0.99, gt=0.0, lt=1.0, description="Label-spreading weight of the neighbours.")
