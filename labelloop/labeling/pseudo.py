@@ -211,7 +211,7 @@ class LabelGraph(BaseEstimator):
                 W = W.maximum(W.T)
                 deg = np.asarray(W.sum(axis=1)).ravel()
                 dinv = 1.0 / np.sqrt(deg + _EPS)
-                self.operators_.append((sp.diags(dinv) @ W @ sp.diags(dinv)).tocsr())
+                self.operators_.append((sp.diags(dinv) @ W @ sp.diags(dinv)).tocsr().astype(np.float32))
                 self.sigmas_.append(sigma)
             del dist, ind
         return self
@@ -222,31 +222,47 @@ class LabelGraph(BaseEstimator):
         ``seeds`` is ``(n,)`` of class ids with -1 for unknown, or ``(n, C)``
         soft seeds (rows of zeros for unknown).
         """
+        return self.spread_many([seeds], n_classes)[0]
+
+    def spread_many(self, seed_sets: Sequence[ArrayLike], n_classes: int) -> list[NDArray[np.float64]]:
+        """:meth:`spread` of several seed sets at once: one pass over each graph per step for all of them
+        (the graphs, not the seeds, are what a step reads from memory)."""
         check_is_fitted(self, "operators_")
-        s = np.asarray(seeds)
         n = self.X_.shape[0]
-        if s.shape[0] != n:
-            raise ValueError(f"seeds has {s.shape[0]} items but the graph has {n}")
-        if s.ndim == 1:
-            Y0 = np.zeros((n, n_classes))
-            known = s >= 0
-            Y0[np.flatnonzero(known), s[known].astype(np.int64)] = 1.0
-        else:
-            Y0 = np.asarray(s, dtype=np.float64)
-        q = Y0.sum(axis=0) + 1.0  # seeds' class prior, smoothed so an unseeded class keeps some mass
-        q = q / q.sum()
-        out = np.zeros((n, n_classes))
+        blocks = []
+        for seeds in seed_sets:
+            s = np.asarray(seeds)
+            if s.shape[0] != n:
+                raise ValueError(f"seeds has {s.shape[0]} items but the graph has {n}")
+            if s.ndim == 1:
+                Y0 = np.zeros((n, n_classes))
+                known = s >= 0
+                Y0[np.flatnonzero(known), s[known].astype(np.int64)] = 1.0
+            else:
+                Y0 = np.asarray(s, dtype=np.float64)
+            blocks.append(Y0)
+        Y0 = np.concatenate(blocks, axis=1)
+        c, m = n_classes, len(blocks)
+        q = Y0.reshape(n, m, c).sum(axis=0) + 1.0  # seeds' class prior, smoothed so an unseeded class keeps some mass
+        q = q / q.sum(axis=1, keepdims=True)
+        out = np.zeros((n, m, c))
+        # float32 operators and iterates, updated in place: the spread is memory-bound, and at a million items
+        # 3 spreads x 4 graphs x 60 steps of float64 with fresh temporaries made the route stage's slowest step.
+        base = ((1 - self.alpha) * Y0).astype(np.float32)
         for S in self.operators_:
-            F = Y0.copy()
+            F = Y0.astype(np.float32)
             for _ in range(self.n_iter):
-                F = self.alpha * (S @ F) + (1 - self.alpha) * Y0
-            F = np.maximum(F, 0.0)
+                F = S @ F
+                F *= self.alpha
+                F += base
+            F = np.maximum(F, 0.0, dtype=np.float64).reshape(n, m, c)
             mass = F.sum(axis=0, keepdims=True)
             # Class mass normalisation: each class's total mass follows the seeds' class prior.
             F = np.where(mass > 0, F / np.maximum(mass, _EPS) * q[None], 0.0)
-            row = F.sum(axis=1, keepdims=True)
-            out += np.where(row > 0, F / np.maximum(row, _EPS), 1.0 / n_classes)
-        return out / len(self.operators_)
+            row = F.sum(axis=2, keepdims=True)
+            out += np.where(row > 0, F / np.maximum(row, _EPS), 1.0 / c)
+        out /= len(self.operators_)
+        return [out[:, j] for j in range(m)]
 
     def induce(self, F: ArrayLike, X_new: ArrayLike, n_neighbors: int = 5) -> NDArray[np.float64]:
         """Probabilities for new items: kernel-weighted mean of their pool neighbours' ``F``."""
@@ -685,25 +701,31 @@ def committee_views(oof: ArrayLike, pool_members: ArrayLike) -> tuple[NDArray, N
     return proba, members, held_out
 
 
-def graph_held_out(graph: LabelGraph, seeds: ArrayLike, n_classes: int, seed: int = 0) -> NDArray[np.float64]:
+def graph_held_out(graph: LabelGraph, seeds: ArrayLike, n_classes: int, seed: int = 0,
+                   with_spread: bool = False) -> NDArray[np.float64] | tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Held-out graph predictions ``(n_seeded, C)`` of the seeded items: spread from one half, score the other.
 
     A row whose class has no seed left in the other half is NaN: no held-out view can name a class it was
     never shown, and such a row would measure the missing seed, not the view (with one label per class,
-    every row of that class).
+    every row of that class). ``with_spread``: also the spread from every seed, ``(held_out, spread)``, in
+    the same pass over the graph.
     """
     seeds = np.asarray(seeds, np.int64)
     lab = np.flatnonzero(seeds >= 0)
     order = np.random.default_rng(seed).permutation(len(lab))
-    out = np.full((len(lab), n_classes), np.nan)
+    halves, sets = [], []
     for held in (order[::2], order[1::2]):
         s = seeds.copy()
         s[lab[held]] = -1
         seeded = np.bincount(s[s >= 0], minlength=n_classes) > 0
-        held = held[seeded[seeds[lab[held]]]]
+        halves.append(held[seeded[seeds[lab[held]]]])
+        sets.append(s)
+    spreads = graph.spread_many(sets + ([seeds] if with_spread else []), n_classes)
+    out = np.full((len(lab), n_classes), np.nan)
+    for held, F in zip(halves, spreads):
         if len(held):
-            out[held] = graph.spread(s, n_classes)[lab[held]]
-    return out
+            out[held] = F[lab[held]]
+    return (out, spreads[2]) if with_spread else out
 
 
 def _sharpen(P: NDArray[np.float64], temperature: float) -> NDArray[np.float64]:
@@ -784,7 +806,7 @@ def teach(
     if use:
         from labelloop.models.calibration import fit_temperature
 
-        spread, G_held = graph.spread(seeds, c), graph_held_out(graph, seeds, c)
+        G_held, spread = graph_held_out(graph, seeds, c, with_spread=True)
         # Label spreading's probabilities are flat (their top class ~0.6 where it is right 95 % of the time):
         # calibrate them like the committee's (one temperature on the held-out rows, the same likelihood-ratio
         # guard) so that mixing the two means something.
