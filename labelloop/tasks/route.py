@@ -19,8 +19,8 @@ from prefect.cache_policies import NO_CACHE
 
 from labelloop.config import LabelloopConfig
 from labelloop.labeling.noise import find_label_errors
-from labelloop.labeling.pseudo import (Teaching, committee_views, graph_spaces, knn_graph, pace, teach_from_outputs,
-                                      uses_graph)
+from labelloop.labeling.pseudo import (GRAPH_FEATURES_MAX_ITEMS, Teaching, committee_views, graph_spaces, knn_graph,
+                                      pace, teach_from_outputs, uses_graph)
 from labelloop.labeling.route import RouteBudgets, Routing, route
 from labelloop.labeling.select import query
 from labelloop.store.kinds import FIRM_KINDS
@@ -82,7 +82,8 @@ def outputs_task(config: LabelloopConfig, store: Store) -> dict[str, Any]:
         # The graph's spaces: the modality's features (small ones; one loader for every stage) and the
         # embeddings, whose neighbour search is the turn's shared one.
         features = None
-        if uses_graph(st.graph, float(firm.mean()) if len(firm) else 1.0, st.graph_max_label_rate):
+        if (uses_graph(st.graph, float(firm.mean()) if len(firm) else 1.0, st.graph_max_label_rate)
+                and len(ids) <= GRAPH_FEATURES_MAX_ITEMS):
             features = load_features(config, store, ids.tolist())
         spaces = graph_spaces(features, X)
         knns = [None] * (len(spaces) - 1) + [knn if X.shape[1] else None] if spaces else None

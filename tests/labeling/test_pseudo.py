@@ -425,6 +425,22 @@ def test_graph_spaces_keep_small_features_and_the_embeddings():
     assert [s.shape for s in graph_spaces(small, np.zeros((4, 0)))] == [(4, 64)]
 
 
+def test_graph_spaces_leave_the_features_out_of_a_large_pool(monkeypatch):
+    import labelloop.labeling.pseudo as pseudo
+
+    monkeypatch.setattr(pseudo, "GRAPH_FEATURES_MAX_ITEMS", 3)
+    assert [s.shape for s in pseudo.graph_spaces(np.zeros((4, 2)), np.ones((4, 3)))] == [(4, 3)]
+    assert [s.shape for s in pseudo.graph_spaces(np.zeros((3, 2)), np.ones((3, 3)))] == [(3, 2), (3, 3)]
+
+
+def test_spread_many_equals_one_spread_per_seed_set(digits_split):
+    Xp, _, yp, _ = digits_split
+    graph = LabelGraph().fit(Xp)
+    sets = [_subset(yp, 20, 0), _subset(yp, 40, 1)]
+    for together, alone in zip(graph.spread_many(sets, 10), [graph.spread(s, 10) for s in sets]):
+        np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-7)
+
+
 def test_graph_held_out_rows_of_a_class_left_unseeded_are_nan():
     from labelloop.labeling.pseudo import graph_held_out
 
